@@ -1,0 +1,109 @@
+# nn: build, test, install.  `make help` lists the targets.
+#
+# Sources are found by folder, so a new .c file needs no Makefile change:
+# base/ ops/ io/ nn/ train/ make the library, tools/ the `nn` command, and
+# each tests/test_<name>.c one Check suite (it defines `Suite *suite_<name>(void)`).
+# Files named *_avx2.c / *_avx512.c get those instruction sets; the rest of the
+# build targets plain x86-64 and picks SIMD paths at run time (base/cpu.h).
+
+PREFIX ?= /usr/local
+SAN ?= 0
+BUILD ?= $(if $(filter 1,$(SAN)),build-san,build)
+
+CC ?= cc
+PKGS := openblas libjpeg libpng
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+CFLAGS ?= -O3 -g
+CFLAGS += -std=c11 -Wall -Wextra -Wno-unused-parameter -fPIC -pthread -D_GNU_SOURCE -I. $(PKG_CFLAGS)
+LDLIBS += $(PKG_LIBS) -lm -pthread
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+AVX2_FLAGS := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c -mavx2
+
+LIB_SRC := $(sort $(wildcard base/*.c ops/*.c io/*.c nn/*.c train/*.c))
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_HELPERS := $(filter-out $(TEST_SRC),$(sort $(wildcard tests/*.c)))
+SUITES := $(patsubst tests/test_%.c,%,$(TEST_SRC))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o) $(TEST_HELPERS:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps test bench install uninstall clean help demo
+all: $(BUILD)/libnn.a $(BUILD)/libnn.so $(BUILD)/nn
+
+help:
+	@echo "make            build libnn.a, libnn.so and the nn command, in $(BUILD)/"
+	@echo "make deps       install missing Debian packages (as root) or say which to install"
+	@echo "make test       build and run the Check suites (SAN=1: under ASan + UBSan)"
+	@echo "make bench      nn against PyTorch, side by side"
+	@echo "make install    PREFIX=$(PREFIX)"
+
+deps:
+	@tools/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libnn.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libnn.so: $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/nn: $(TOOL_OBJ) $(BUILD)/libnn.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libnn.a $(LDLIBS)
+
+# The suite table is generated from the file names.
+$(BUILD)/tests/suites.h: $(TEST_SRC)
+	@mkdir -p $(dir $@)
+	@{ for s in $(SUITES); do echo "SUITE($$s)"; done; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tests/main.o: $(BUILD)/tests/suites.h
+$(BUILD)/tests/main.o: CFLAGS += -I$(BUILD)/tests
+$(TEST_OBJ): CFLAGS += $(CHECK_CFLAGS)
+
+$(BUILD)/nn_tests: $(TEST_OBJ) $(BUILD)/libnn.a $(BUILD)/nn
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libnn.a $(LDLIBS) $(CHECK_LIBS)
+
+# NN_BIN lets CLI tests run the nn built alongside them.
+test: deps
+	@$(MAKE) --no-print-directory $(BUILD)/nn_tests
+	NN_BIN=$(abspath $(BUILD)/nn) $(BUILD)/nn_tests
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/nn/base $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(BUILD)/libnn.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libnn.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 nn/nn.h $(DESTDIR)$(PREFIX)/include/nn/
+	install -m 644 base/status.h base/log.h $(DESTDIR)$(PREFIX)/include/nn/base/
+	install -m 755 $(BUILD)/nn $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' tools/nn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nn.pc
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/include/nn
+	rm -f $(DESTDIR)$(PREFIX)/lib/libnn.a $(DESTDIR)$(PREFIX)/lib/libnn.so $(DESTDIR)$(PREFIX)/bin/nn $(DESTDIR)$(PREFIX)/lib/pkgconfig/nn.pc
+
+clean:
+	rm -rf build build-san build-*
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,14 @@
+/* Subcommands of the nn CLI. Each returns the process exit status: 0 on
+ * success, 1 on a failure (message already printed), 2 on bad usage. */
+#ifndef NN_TOOLS_COMMANDS_H
+#define NN_TOOLS_COMMANDS_H
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);   /* argv[0] is the command name */
+    const char *help;
+};
+
+int cmd_version(int argc, char **argv);
+
+#endif

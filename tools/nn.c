@@ -1,0 +1,34 @@
+/* The nn command: a table of subcommands, each in its own tools/cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/commands.h"
+
+static const struct command commands[] = {
+    {"version", cmd_version, "print the version and the SIMD level in use"},
+};
+
+static void usage(FILE *fp)
+{
+    fprintf(fp, "usage: nn COMMAND [ARGS...]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].help);
+    fprintf(fp, "\n'nn COMMAND --help' describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "nn: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
