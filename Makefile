@@ -39,7 +39,7 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o) $(TEST_HELPERS:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps test bench install uninstall clean help demo
-all: $(BUILD)/libnn.a $(BUILD)/libnn.so $(BUILD)/nn
+all: $(BUILD)/libnn.a $(BUILD)/libnn.so $(BUILD)/bin/nn
 
 help:
 	@echo "make            build libnn.a, libnn.so and the nn command, in $(BUILD)/"
@@ -70,7 +70,8 @@ $(BUILD)/libnn.a: $(LIB_OBJ)
 $(BUILD)/libnn.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/nn: $(TOOL_OBJ) $(BUILD)/libnn.a
+$(BUILD)/bin/nn: $(TOOL_OBJ) $(BUILD)/libnn.a
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libnn.a $(LDLIBS)
 
 # The suite table is generated from the file names.
@@ -82,13 +83,13 @@ $(BUILD)/tests/main.o: $(BUILD)/tests/suites.h
 $(BUILD)/tests/main.o: CFLAGS += -I$(BUILD)/tests
 $(TEST_OBJ): CFLAGS += $(CHECK_CFLAGS)
 
-$(BUILD)/nn_tests: $(TEST_OBJ) $(BUILD)/libnn.a $(BUILD)/nn
+$(BUILD)/nn_tests: $(TEST_OBJ) $(BUILD)/libnn.a $(BUILD)/bin/nn
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libnn.a $(LDLIBS) $(CHECK_LIBS)
 
 # NN_BIN lets CLI tests run the nn built alongside them.
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/nn_tests
-	NN_BIN=$(abspath $(BUILD)/nn) $(BUILD)/nn_tests
+	NN_BIN=$(abspath $(BUILD)/bin/nn) $(BUILD)/nn_tests
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/nn/base $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -96,7 +97,7 @@ install: all
 	install -m 755 $(BUILD)/libnn.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 nn/nn.h $(DESTDIR)$(PREFIX)/include/nn/
 	install -m 644 base/status.h base/log.h $(DESTDIR)$(PREFIX)/include/nn/base/
-	install -m 755 $(BUILD)/nn $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BUILD)/bin/nn $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|' tools/nn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nn.pc
 
 uninstall:

@@ -7,6 +7,7 @@
 #ifndef NN_IO_IMAGE_H
 #define NN_IO_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,16 @@ void nn_image_free(struct nn_image *img);
  * of floor(f*H) x floor(f*W) (f = central_fraction, 0.875 for Inception),
  * bilinear resize to size x size with half-pixel centres and clamped edges,
  * then x / 127.5 - 1. Writes size*size*3 floats, HWC (NHWC for one image). */
+/* The resampling step of the eval transform, exposed for the training
+ * augmentation: bilinear resize of the region x0 .. x0+w-1, y0 .. y0+h-1 of
+ * img to out_w x out_h with half-pixel centres and clamped edges, exactly
+ * as PyTorch's F.interpolate(mode="bilinear", align_corners=False,
+ * antialias=False). Mirrored left-right when `mirror`. Each interpolated
+ * value v (0..255) is written as v * mul + add, HWC, out_h*out_w*3 floats. */
+enum nn_status nn_image_resize_region(const struct nn_image *img, int x0, int y0, int w, int h,
+                                      int out_w, int out_h, bool mirror, float mul, float add,
+                                      float *out_hwc);
+
 enum nn_status nn_image_eval_transform(const struct nn_image *img, int size, float central_fraction,
                                        float *out_hwc);
 

@@ -20,7 +20,10 @@ void nn_json_free(struct nn_json *j);
 
 enum nn_json_type nn_json_type(const struct nn_json *j);
 bool nn_json_bool(const struct nn_json *j);
-double nn_json_number(const struct nn_json *j);
+double nn_json_number(const struct nn_json *j);          /* NaN if not a number */
+/* True (and *out set) when j is a number written as an integer (no fraction
+ * or exponent) that fits int64; exact beyond 2^53, unlike nn_json_number. */
+bool nn_json_int(const struct nn_json *j, int64_t *out);
 const char *nn_json_string(const struct nn_json *j);   /* NUL-terminated; NULL if not a string */
 size_t nn_json_len(const struct nn_json *j);            /* array or object size */
 const struct nn_json *nn_json_at(const struct nn_json *j, size_t i);  /* array element or object value */
@@ -39,5 +42,8 @@ void nn_strbuf_printf(struct nn_strbuf *b, const char *fmt, ...) __attribute__((
 void nn_strbuf_append(struct nn_strbuf *b, const char *s, size_t n);
 /* Appends s as a quoted, escaped JSON string. */
 void nn_strbuf_json_string(struct nn_strbuf *b, const char *s);
+/* Appends v so that it reads back exactly (%.17g at most); NaN and
+ * infinities, which JSON lacks, become null. */
+void nn_strbuf_json_number(struct nn_strbuf *b, double v);
 
 #endif

@@ -26,13 +26,27 @@ struct nn_conv_shape {
     int oh, ow;         /* output size */
 };
 
-/* Fills `s` and checks the sizes (all > 0, output not empty). */
+/* Output size and leading padding of one axis of a window op (conv or pool)
+ * with the rules above. Fails (NN_ERR_ARG / NN_ERR_SHAPE) on sizes <= 0 or a
+ * VALID window larger than the input. */
+enum nn_status nn_window_geometry(int in, int kernel, int stride, enum nn_padding pad, int *out, int *pad_before);
+
+/* Fills `s` and checks the sizes (all > 0, output not empty, products that
+ * GEMM sees fit in an int). Records a message and returns an error otherwise. */
 enum nn_status nn_conv_shape_init(struct nn_conv_shape *s, int n, int h, int w, int c, int k, int kh, int kw,
                                   int stride, enum nn_padding pad);
 
-/* Floats of scratch the forward and backward need (im2col rows), bounded
- * independently of the batch size; 0 for 1x1 stride-1 convs. */
+/* Floats of scratch the forward and backward need, bounded independently of
+ * the batch size; 0 for 1x1 stride-1 convs (they are plain GEMMs on the
+ * tensors). Other convs work on chunks of nn_conv2d_chunk_pixels() output
+ * pixels, and the scratch is one [chunk, KH*KW*C] matrix: the forward builds
+ * the im2col rows there; the backward builds them there for dw, then
+ * overwrites them with the column gradient dOut * W^T for din. */
 size_t nn_conv2d_scratch_floats(const struct nn_conv_shape *s);
+
+/* Output pixels per im2col chunk: about 4 MB of im2col rows, never more
+ * pixels than the output has. */
+long nn_conv2d_chunk_pixels(const struct nn_conv_shape *s);
 
 /* out = conv(in, w). `scratch` holds nn_conv2d_scratch_floats(s) floats. */
 void nn_conv2d_forward(float *out, const float *in, const float *w, const struct nn_conv_shape *s, float *scratch);
@@ -40,5 +54,13 @@ void nn_conv2d_forward(float *out, const float *in, const float *w, const struct
 /* Accumulates gradients: dw += dL/dw (if dw != NULL), din += dL/din (if din != NULL). */
 void nn_conv2d_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
                         const struct nn_conv_shape *s, float *scratch);
+
+/* The same with an explicit chunk of `chunk` (>= 1) output pixels, so tests
+ * can put chunk boundaries anywhere and tuning can try sizes; `scratch` then
+ * holds chunk * KH*KW*C floats (none for 1x1 stride-1 convs). */
+void nn_conv2d_forward_chunked(float *out, const float *in, const float *w, const struct nn_conv_shape *s,
+                               float *scratch, long chunk);
+void nn_conv2d_backward_chunked(float *din, float *dw, const float *dout, const float *in, const float *w,
+                                const struct nn_conv_shape *s, float *scratch, long chunk);
 
 #endif

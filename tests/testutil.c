@@ -31,7 +31,7 @@ int have_shared(const char *test_name)
 const char *nn_bin(void)
 {
     const char *bin = getenv("NN_BIN");
-    return bin && *bin ? bin : "build/nn";
+    return bin && *bin ? bin : "build/bin/nn";
 }
 
 char *make_temp_dir(void)

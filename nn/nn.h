@@ -1,0 +1,63 @@
+/* nn: Inception-v3 inference and training on CPUs. The public API.
+ *
+ * A model (struct nn_model) holds the architecture and the weights. Once
+ * loaded it is never modified by inference, so one model can be shared by any
+ * number of threads, each with its own small inference context
+ * (struct nn_ctx) that holds the activations for one batch size.
+ *
+ * Every function that can fail returns enum nn_status; nn_last_error() gives
+ * the message of the last failure on the calling thread. Images go in as
+ * NHWC float32 batches already transformed to [-1, 1] (nn_model_preprocess
+ * does that for a decoded photo). */
+#ifndef NN_NN_H
+#define NN_NN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/log.h"
+#include "base/status.h"
+
+#define NN_VERSION "0.1.0"
+
+/* Architecture and hyper-parameters, stored in every model file. */
+struct nn_config {
+    int num_classes;        /* classifier outputs (1000 for ImageNet) */
+    int image_size;         /* input height = width, >= 75 (299 by default) */
+    bool aux_logits;        /* the auxiliary head on Mixed_6e */
+    float dropout_keep;     /* keep probability before the classifier (0.8) */
+    float bn_eps;           /* 0.001 */
+    float bn_decay;         /* running-statistics decay in training (0.9997) */
+};
+
+/* TF-slim's Inception-v3 defaults with the given class count. */
+struct nn_config nn_config_default(int num_classes);
+
+struct nn_model;
+
+/* A new model with freshly initialised weights (TF-slim's initialisers,
+ * drawn from `seed`). class_names may be NULL (classes are then "0", "1", ...). */
+enum nn_status nn_model_new(const struct nn_config *cfg, const char *const *class_names, uint64_t seed,
+                            struct nn_model **out);
+/* Loads nn's own model file (docs/model-format.md). */
+enum nn_status nn_model_load(const char *path, struct nn_model **out);
+/* Writes the model atomically. */
+enum nn_status nn_model_save(const struct nn_model *m, const char *path);
+void nn_model_free(struct nn_model *m);
+
+const struct nn_config *nn_model_config(const struct nn_model *m);
+const char *nn_model_class_name(const struct nn_model *m, int class_id);
+
+/* Per-thread inference state for batches of up to max_batch images. */
+struct nn_ctx;
+enum nn_status nn_ctx_new(const struct nn_model *m, int max_batch, struct nn_ctx **out);
+void nn_ctx_free(struct nn_ctx *ctx);
+
+/* logits[n * num_classes] for n images in images[n, size, size, 3] (NHWC). */
+enum nn_status nn_infer(struct nn_ctx *ctx, const float *images, int n, float *logits);
+
+/* Softmax of one row of logits, in place. */
+void nn_softmax(float *x, int k);
+
+#endif

@@ -1,0 +1,72 @@
+/* The parameter table: every tensor of a model in one allocation, each with
+ * a name and shape (llm.c style). Optimisers, freezing, saving and importing
+ * are flat loops over this table.
+ *
+ * Names are the torchvision/timm names (e.g. "Mixed_6e.branch7x7dbl_3.conv.weight")
+ * so imports and trainable-scope prefixes are unambiguous. Layouts are nn's:
+ * conv weights HWIO [kh, kw, in, out], fc weights [in, out]. */
+#ifndef NN_PARAMS_H
+#define NN_PARAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/status.h"
+
+enum nn_param_kind {
+    NN_PARAM_CONV_W,    /* [kh, kw, in, out] */
+    NN_PARAM_BN_GAMMA,  /* [C] */
+    NN_PARAM_BN_BETA,   /* [C] */
+    NN_PARAM_BN_MEAN,   /* [C] running statistics: state, not learned by gradient */
+    NN_PARAM_BN_VAR,    /* [C] */
+    NN_PARAM_FC_W,      /* [in, out] */
+    NN_PARAM_FC_B       /* [out] */
+};
+
+#define NN_PARAM_NAME_MAX 80
+
+struct nn_param {
+    char name[NN_PARAM_NAME_MAX];
+    enum nn_param_kind kind;
+    int ndim;
+    int shape[4];
+    size_t offset;      /* in floats, into the table's data */
+    size_t count;
+};
+
+struct nn_params {
+    struct nn_param *items;
+    int count, cap;
+    size_t total;       /* floats */
+    float *data;        /* all values, 64-byte aligned; NULL until allocated */
+};
+
+/* Gradient-carrying parameters (everything but running statistics). */
+static inline bool nn_param_learned(const struct nn_param *p)
+{
+    return p->kind != NN_PARAM_BN_MEAN && p->kind != NN_PARAM_BN_VAR;
+}
+
+/* Weights that take weight decay (conv and fc weights, not BN or biases). */
+static inline bool nn_param_decayed(const struct nn_param *p)
+{
+    return p->kind == NN_PARAM_CONV_W || p->kind == NN_PARAM_FC_W;
+}
+
+/* Appends a parameter and returns its index (or -1 on allocation failure). */
+int nn_params_add(struct nn_params *t, const char *name, enum nn_param_kind kind, int ndim, const int *shape);
+/* Allocates data for all declared parameters (zero-filled). */
+enum nn_status nn_params_alloc(struct nn_params *t);
+void nn_params_free(struct nn_params *t);
+
+int nn_params_find(const struct nn_params *t, const char *name);
+static inline float *nn_param_data(const struct nn_params *t, int i) { return t->data + t->items[i].offset; }
+
+/* The parameter's shape in PyTorch's layout (conv [out, in, kh, kw], fc
+ * [out, in]); returns ndim. */
+int nn_param_torch_shape(const struct nn_param *p, int shape[4]);
+/* Converts between PyTorch's layout and nn's for one parameter. */
+void nn_param_from_torch(const struct nn_param *p, const float *src, float *dst);
+void nn_param_to_torch(const struct nn_param *p, const float *src, float *dst);
+
+#endif
