@@ -104,7 +104,7 @@ static enum nn_status find(const struct nn_dataset *ds, enum nn_split s, long in
 enum nn_status nn_dataset_locate(const struct nn_dataset *ds, enum nn_split s, long index, const char **shard,
                                  long *record)
 {
-    int k;
+    int k = 0;
     NN_TRY(find(ds, s, index, &k, record));
     *shard = nn_shard_reader_name(ds->split[s].shards[k]);
     return NN_OK;
@@ -113,8 +113,8 @@ enum nn_status nn_dataset_locate(const struct nn_dataset *ds, enum nn_split s, l
 enum nn_status nn_dataset_read(const struct nn_dataset *ds, enum nn_split s, long index, struct nn_record_buf *buf,
                                struct nn_record *rec)
 {
-    int k;
-    long r;
+    int k = 0;
+    long r = 0;
     NN_TRY(find(ds, s, index, &k, &r));
     const struct nn_shard_reader *sh = ds->split[s].shards[k];
     NN_TRY(nn_shard_reader_read(sh, r, buf, rec));

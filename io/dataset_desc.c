@@ -293,13 +293,13 @@ static enum nn_status read_root(const struct reader *r, const struct nn_json *ro
     if (nn_json_type(root) != NN_JSON_OBJECT) return bad(r, "not a JSON object");
     const char *format = nn_json_string(nn_json_get(root, "format"));
     if (!format || strcmp(format, "nn dataset")) return bad(r, "not an nn dataset descriptor (\"format\")");
-    long version;
+    long version = 0;
     NN_TRY(get_long(r, root, "version", 1, &version));
     if (version > NN_DATASET_VERSION)
         return nn_fail(NN_ERR_UNSUPPORTED, "%s: dataset version %ld is newer than this nn reads (%d)", r->path,
                        version, NN_DATASET_VERSION);
     d->version = (int)version;
-    long record_version;
+    long record_version = 0;
     NN_TRY(get_long(r, root, "record_version", 1, &record_version));
     if (record_version != NN_RECORD_VERSION)
         return nn_fail(NN_ERR_UNSUPPORTED, "%s: record version %ld, this nn reads version %d", r->path,

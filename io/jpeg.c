@@ -113,7 +113,18 @@ static void cmyk_to_rgb(const unsigned char *cmyk, int width, int adobe_inverted
 }
 
 /* The smallest libjpeg scale n/8 (DCT scaling) whose output's shorter side
- * is still >= min_side; 8/8 when even full size is smaller. */
+ * is still >= min_side; 8/8 when even full size is smaller.
+ *
+ * For the training path only: there the random crop is resized to the
+ * training size anyway, and decoding a 4000 x 3000 photo at 1/8 is several
+ * times faster than at full size. DCT scaling drops the high-frequency
+ * coefficients, a proper low-pass downscale, so it removes only detail that
+ * the later bilinear resize (which has no antialiasing) would discard or
+ * alias; a crop of the whole image still has >= min_side pixels a side.
+ * The cost: a small crop comes from fewer source pixels (it may be
+ * upsampled where a full decode would have downsampled it); callers that
+ * care pass a min_side above the training size. The eval transform must
+ * decode at full size (min_side 0): the golden files were made that way. */
 static void choose_scale(struct jpeg_decompress_struct *cinfo, int min_side)
 {
     for (unsigned n = 1; n <= 8; n++) {

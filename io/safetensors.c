@@ -294,7 +294,7 @@ enum nn_status nn_safetensors_write(const char *path, const struct nn_st_tensor 
         if (s != NN_OK) break;
         if (i) nn_strbuf_append(&h, ",", 1);
         nn_strbuf_json_string(&h, t->name);
-        nn_strbuf_append(&h, ":{\"dtype\":\"F32\",\"shape\":[", 24);
+        nn_strbuf_printf(&h, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int d = 0; d < t->ndim; d++) nn_strbuf_printf(&h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
         nn_strbuf_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset,
                          (unsigned long long)(offset + bytes));

@@ -107,11 +107,16 @@ static int conv(struct builder *b, const char *name, int in, int k, int kh, int 
     char layer[NN_PARAM_NAME_MAX];
     snprintf(layer, sizeof layer, "%s.conv", name);
     node->w = param(b, layer, "weight", NN_PARAM_CONV_W, 4, wshape);
+    if (b->cfg->folded) {
+        node->bias = param(b, layer, "bias", NN_PARAM_CONV_B, 1, cshape);
+        goto connect;
+    }
     snprintf(layer, sizeof layer, "%s.bn", name);
     node->gamma = param(b, layer, "weight", NN_PARAM_BN_GAMMA, 1, cshape);
     node->beta = param(b, layer, "bias", NN_PARAM_BN_BETA, 1, cshape);
     node->mean = param(b, layer, "running_mean", NN_PARAM_BN_MEAN, 1, cshape);
     node->var = param(b, layer, "running_var", NN_PARAM_BN_VAR, 1, cshape);
+connect:
     node->inputs[0] = in;
     node->ninputs = 1;
     node->output = add_tensor(b, x.n, node->conv.oh, node->conv.ow, k, b->g->nnodes - 1);

@@ -25,6 +25,11 @@ enum nn_status nn_model_declare_params(const struct nn_config *cfg, struct nn_pa
  * both classifiers, zero biases, batch norm gamma 1, beta 0, mean 0, var 1. */
 void nn_param_init(const struct nn_param *p, float *data, uint64_t seed);
 
+/* The frozen inference model: the aux head dropped and every batch norm
+ * folded into its conv (w' = w * gamma / sqrt(var + eps) per output
+ * channel, bias = beta - mean * gamma / sqrt(var + eps)). */
+enum nn_status nn_model_freeze(const struct nn_model *m, struct nn_model **out);
+
 /* Deep copy (a trainer's working copy of an immutable model). */
 enum nn_status nn_model_clone(const struct nn_model *m, struct nn_model **out);
 

@@ -17,9 +17,9 @@ static char *meta_json(const struct nn_model *m)
     const struct nn_config *c = &m->cfg;
     nn_strbuf_printf(&b,
                      "{\"arch\":\"" ARCH_NAME "\",\"num_classes\":%d,\"image_size\":%d,\"aux_logits\":%s,"
-                     "\"dropout_keep\":%.9g,\"bn_eps\":%.9g,\"bn_decay\":%.9g,",
+                     "\"dropout_keep\":%.9g,\"bn_eps\":%.9g,\"bn_decay\":%.9g,\"folded\":%s,",
                      c->num_classes, c->image_size, c->aux_logits ? "true" : "false", c->dropout_keep, c->bn_eps,
-                     c->bn_decay);
+                     c->bn_decay, c->folded ? "true" : "false");
     nn_strbuf_printf(&b,
                      "\"preprocess\":{\"layout\":\"NHWC\",\"central_fraction\":%.9g,\"resize\":\"bilinear\","
                      "\"scale\":%.9g,\"offset\":-1},\"classes\":[",
@@ -82,6 +82,8 @@ static enum nn_status read_config(const char *path, const struct nn_json *j, str
     }
     const struct nn_json *aux = nn_json_get(j, "aux_logits");
     cfg->aux_logits = aux && nn_json_type(aux) == NN_JSON_BOOL && nn_json_bool(aux);
+    const struct nn_json *folded = nn_json_get(j, "folded");
+    cfg->folded = folded && nn_json_type(folded) == NN_JSON_BOOL && nn_json_bool(folded);
     const struct nn_json *pre = nn_json_get(j, "preprocess");
     const struct nn_json *cf = pre ? nn_json_get(pre, "central_fraction") : NULL;
     *central_fraction = cf && nn_json_type(cf) == NN_JSON_NUMBER ? (float)nn_json_number(cf) : 0.875f;

@@ -7,6 +7,7 @@
 #include "nn/plan.h"
 #include "ops/activation.h"
 #include "ops/batchnorm.h"
+#include "ops/bias.h"
 #include "ops/concat.h"
 #include "ops/dense.h"
 
@@ -51,7 +52,8 @@ static void analyse(struct nn_net *net)
     for (int i = 0; i < g->nnodes; i++) {
         const struct nn_node *n = &g->nodes[i];
         bool mine = node_has_trainable(net, n);
-        net->bn_batch_stats[i] = n->kind == NN_NODE_CONV && (net->trainable[n->gamma] || net->trainable[n->beta]);
+        net->bn_batch_stats[i] = n->kind == NN_NODE_CONV && n->gamma >= 0 &&
+                                 (net->trainable[n->gamma] || net->trainable[n->beta]);
         bool upstream = false;
         for (int k = 0; k < n->ninputs; k++) upstream |= net->needs_grad[n->inputs[k]];
         net->needs_grad[n->output] = mine || upstream;
@@ -65,6 +67,8 @@ enum nn_status nn_net_init(struct nn_net *net, const struct nn_config *cfg, stru
     net->cfg = *cfg;
     net->params = params;
     net->training = trainable != NULL;
+    if (net->training && cfg->folded)
+        return nn_fail(NN_ERR_UNSUPPORTED, "a model with folded batch norm is for inference only: train from the unfrozen model");
     NN_TRY(nn_graph_build(&net->g, cfg, batch, params));
     struct nn_graph *g = &net->g;
     int T = g->nnodes, NT = g->ntensors;
@@ -212,6 +216,11 @@ static void conv_node_forward(struct nn_net *net, int i, bool train_mode)
     s.n = net->n;
     long M = (long)s.n * s.oh * s.ow;
     float *x = nn_net_tensor(net, n->inputs[0]), *y = nn_net_tensor(net, n->output);
+    if (net->cfg.folded) {
+        nn_conv2d_forward(y, x, nn_param_data(p, n->w), &s, net->scratch);
+        nn_bias_relu_forward(y, nn_param_data(p, n->bias), M, s.k);
+        return;
+    }
     const float *gamma = nn_param_data(p, n->gamma), *beta = nn_param_data(p, n->beta);
     float *rmean = nn_param_data(p, n->mean), *rvar = nn_param_data(p, n->var);
     if (train_mode && net->bn_batch_stats[i]) {
@@ -325,7 +334,7 @@ static void conv_node_backward(struct nn_net *net, int i)
         const float *stats = at(net, net->stats[i]);
         float *dgamma = net->grads + p->items[n->gamma].offset, *dbeta = net->grads + p->items[n->beta].offset;
         nn_batchnorm_backward(dz, dgamma, dbeta, dy, at(net, net->z[i]), y, stats, stats + s.k, gamma, M, s.k,
-                              true);
+                              net->cfg.bn_eps, true);
     } else {
         nn_batchnorm_backward_infer(dz, NULL, NULL, dy, NULL, y, gamma, nn_param_data(p, n->mean),
                                     nn_param_data(p, n->var), M, s.k, net->cfg.bn_eps, true);

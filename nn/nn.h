@@ -29,6 +29,7 @@ struct nn_config {
     float dropout_keep;     /* keep probability before the classifier (0.8) */
     float bn_eps;           /* 0.001 */
     float bn_decay;         /* running-statistics decay in training (0.9997) */
+    bool folded;            /* batch norm folded into conv weights + bias: inference only (nn_model_freeze) */
 };
 
 /* TF-slim's Inception-v3 defaults with the given class count. */

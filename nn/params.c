@@ -1,5 +1,6 @@
 #include "nn/params.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

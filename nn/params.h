@@ -20,7 +20,8 @@ enum nn_param_kind {
     NN_PARAM_BN_MEAN,   /* [C] running statistics: state, not learned by gradient */
     NN_PARAM_BN_VAR,    /* [C] */
     NN_PARAM_FC_W,      /* [in, out] */
-    NN_PARAM_FC_B       /* [out] */
+    NN_PARAM_FC_B,      /* [out] */
+    NN_PARAM_CONV_B     /* [out] bias of a folded conv */
 };
 
 #define NN_PARAM_NAME_MAX 80

@@ -172,55 +172,71 @@ struct bn_bwd {
     bool relu;
 };
 
+/* Small batches make this backward ill-conditioned: with M = 2 (the aux
+ * head's 1x1 conv at batch 2) xhat is +-sqrt(var / (var + eps)), and dx is
+ * the tiny difference eps / (var + eps) of two large terms. Float
+ * arithmetic, or statistics rounded to float, then lose most digits, and the
+ * error reaches every layer below. So the statistics are recomputed here in
+ * double (shifted by the stored float mean to keep the sums small) and the
+ * per-element combination runs in double too. */
 static void bwd_train_channels(void *ctx, int c0, int c1)
 {
     const struct bn_bwd *j = ctx;
     const long M = j->M;
     const int C = j->C, n = c1 - c0;
     const bool relu = j->relu;
-    float mu[CSUB];
-    for (int i = 0; i < n; i++) mu[i] = j->mean[c0 + i];
-    /* sum(dy) and sum(dy * (x - mean)); dy masked by y > 0 under ReLU. */
-    double sdy[CSUB] = {0}, sdyx[CSUB] = {0};
+    double shift[CSUB];
+    for (int i = 0; i < n; i++) shift[i] = j->mean[c0 + i];
+    /* s1 = sum(d), s2 = sum(d^2), sdy = sum(g), sdyd = sum(g * d), with
+     * d = x - shift and g = dy masked by y > 0 under ReLU. */
+    double s1[CSUB] = {0}, s2[CSUB] = {0}, sdy[CSUB] = {0}, sdyd[CSUB] = {0};
     for (long m = 0; m < M; m++) {
         const float *xr = j->x + m * C + c0, *dyr = j->dy + m * C + c0, *yr = j->y + m * C + c0;
         for (int i = 0; i < n; i++) {
-            float g = relu && !(yr[i] > 0.0f) ? 0.0f : dyr[i];
+            double g = relu && !(yr[i] > 0.0f) ? 0.0 : (double)dyr[i];
+            double d = (double)xr[i] - shift[i];
+            s1[i] += d;
+            s2[i] += d * d;
             sdy[i] += g;
-            sdyx[i] += (double)g * (double)(xr[i] - mu[i]);
+            sdyd[i] += g * d;
         }
     }
-    /* dx = gamma*invstd * (dy - sum(dy)/M - xhat * sum(dy*xhat)/M), with
-     * xhat = (x - mean)*invstd, as a*dy + b*(x - mean) + c per channel. */
-    float a[CSUB], b[CSUB], cc[CSUB];
+    /* dx = gamma*invstd * (g - sum(g)/M - xhat * sum(g*xhat)/M), with
+     * xhat = (x - mean)*invstd, as a*g + b*(x - mean) + c per channel. */
+    double a[CSUB], b[CSUB], cc[CSUB], mean[CSUB];
     for (int i = 0; i < n; i++) {
         int c = c0 + i;
-        double invstd = j->invstd[c];
-        double sdy_xhat = sdyx[i] * invstd;
+        double dm = s1[i] / (double)M;
+        double var = s2[i] / (double)M - dm * dm;
+        if (var < 0) var = 0;
+        double invstd = 1.0 / sqrt(var + (double)j->eps);
+        double sdy_xhat = (sdyd[i] - dm * sdy[i]) * invstd;
         if (j->dgamma) j->dgamma[c] += (float)sdy_xhat;
         if (j->dbeta) j->dbeta[c] += (float)sdy[i];
         double gi = (double)j->gamma[c] * invstd;
-        a[i] = (float)gi;
-        b[i] = (float)(-gi * invstd * sdy_xhat / (double)M);
-        cc[i] = (float)(-gi * sdy[i] / (double)M);
+        mean[i] = shift[i] + dm;
+        a[i] = gi;
+        b[i] = -gi * invstd * sdy_xhat / (double)M;
+        cc[i] = -gi * sdy[i] / (double)M;
     }
     if (!j->dx) return;
     for (long m = 0; m < M; m++) {
         const float *xr = j->x + m * C + c0, *dyr = j->dy + m * C + c0, *yr = j->y + m * C + c0;
         float *dxr = j->dx + m * C + c0;
         for (int i = 0; i < n; i++) {
-            float g = relu && !(yr[i] > 0.0f) ? 0.0f : dyr[i];
-            dxr[i] += a[i] * g + b[i] * (xr[i] - mu[i]) + cc[i];
+            double g = relu && !(yr[i] > 0.0f) ? 0.0 : (double)dyr[i];
+            dxr[i] += (float)(a[i] * g + b[i] * ((double)xr[i] - mean[i]) + cc[i]);
         }
     }
 }
 
 void nn_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *y,
-                           const float *mean, const float *invstd, const float *gamma, long M, int C, bool relu)
+                           const float *mean, const float *invstd, const float *gamma, long M, int C, float eps,
+                           bool relu)
 {
     if (M <= 0 || C <= 0) return;
     struct bn_bwd j = {.dx = dx, .dgamma = dgamma, .dbeta = dbeta, .dy = dy, .x = x, .y = relu ? y : x,
-                       .mean = mean, .invstd = invstd, .gamma = gamma, .M = M, .C = C, .relu = relu};
+                       .mean = mean, .invstd = invstd, .gamma = gamma, .M = M, .C = C, .relu = relu, .eps = eps};
     for_channels(M, C, bwd_train_channels, &j);
 }
 

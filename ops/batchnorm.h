@@ -23,9 +23,12 @@ void nn_batchnorm_forward_infer(float *y, const float *x, const float *gamma, co
                                 bool relu);
 
 /* Training backward. If relu is true, `y` is the forward output and dy is
- * first masked by y > 0. Accumulates dx (if not NULL), dgamma, dbeta. */
+ * first masked by y > 0. Accumulates dx (if not NULL), dgamma, dbeta.
+ * The batch statistics are recomputed from x in double precision (`mean`
+ * only shifts the sums; `invstd` is not read): see batchnorm.c for why. */
 void nn_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *y,
-                           const float *mean, const float *invstd, const float *gamma, long M, int C, bool relu);
+                           const float *mean, const float *invstd, const float *gamma, long M, int C, float eps,
+                           bool relu);
 
 /* Backward of the inference-mode op (frozen batch norm: statistics are
  * constants). Accumulates dx; dgamma and dbeta when not NULL. */

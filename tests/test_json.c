@@ -177,13 +177,13 @@ START_TEST(errors)
     parse_fails("tru", 3, "unexpected character");
     parse_fails("nul", 3, "unexpected character");
     parse_fails("True", 4, "unexpected character");
-    parse_fails("01", 2, "trailing characters at byte 1");
+    parse_fails("01", 2, "trailing characters after the value at byte 1");
     parse_fails("-", 1, "digit");
     parse_fails("1.", 2, "digit");
     parse_fails("1e", 2, "exponent");
     parse_fails(".5", 2, "unexpected character");
     parse_fails("+1", 2, "unexpected character");
-    parse_fails("{} x", 4, "trailing characters at byte 3");
+    parse_fails("{} x", 4, "after the value at byte 3");
     parse_fails("[1] [2]", 7, "trailing");
     parse_fails("[\"a\", \"b\\", 9, "unterminated");
     /* An embedded NUL ends nothing: the length rules. */

