@@ -518,8 +518,8 @@ static enum nn_status check_usable(const char *src, const struct nn_scan *scan, 
         long ok = 0;
         for (long i = 0; i < scan->n; i++) ok += scan->e[i].folder == f && !scan->e[i].reason;
         if (ok == 0)
-            return nn_fail(NN_ERR_NOT_FOUND, "%s/%s: no usable image in this class folder (%ld files skipped)", src,
-                           scan->folders[f].rel, scan->folders[f].files);
+            return nn_fail(NN_ERR_NOT_FOUND, "%s/%s: no usable image in this class folder (%ld file%s skipped)", src,
+                           scan->folders[f].rel, scan->folders[f].files, scan->folders[f].files == 1 ? "" : "s");
         *usable += ok;
     }
     return NN_OK;

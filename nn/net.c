@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/mem.h"
 #include "nn/plan.h"
@@ -198,7 +199,24 @@ void nn_net_free(struct nn_net *net)
     nn_free(net->arena);
     nn_free(net->scratch);
     nn_free(net->grads);
+    free(net->prof_fwd);
+    free(net->prof_bwd);
     memset(net, 0, sizeof *net);
+}
+
+enum nn_status nn_net_enable_profile(struct nn_net *net)
+{
+    if (!net->prof_fwd) net->prof_fwd = calloc((size_t)net->g.nnodes, sizeof(double));
+    if (!net->prof_bwd) net->prof_bwd = calloc((size_t)net->g.nnodes, sizeof(double));
+    if (!net->prof_fwd || !net->prof_bwd) return nn_fail(NN_ERR_NOMEM, "out of memory");
+    return NN_OK;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 size_t nn_net_memory(const struct nn_net *net)
@@ -246,6 +264,7 @@ enum nn_status nn_net_forward(struct nn_net *net, const float *images, int n, bo
     memcpy(nn_net_tensor(net, g->input), images, live_count(net, g->input) * sizeof(float));
     for (int i = 0; i < g->nnodes; i++) {
         const struct nn_node *node = &g->nodes[i];
+        double t0 = net->prof_fwd ? now_seconds() : 0;
         float *x = nn_net_tensor(net, node->inputs[0]), *y = nn_net_tensor(net, node->output);
         const struct nn_tensor *in = &g->tensors[node->inputs[0]];
         switch (node->kind) {
@@ -280,6 +299,7 @@ enum nn_status nn_net_forward(struct nn_net *net, const float *images, int n, bo
                           (int)(in->count / in->n), g->tensors[node->output].c);
             break;
         }
+        if (net->prof_fwd) net->prof_fwd[i] += now_seconds() - t0;
     }
     net->dropout_on = train_mode && dropout && net->cfg.dropout_keep < 1.0f;
     return NN_OK;
@@ -378,6 +398,7 @@ enum nn_status nn_net_backward(struct nn_net *net, const int32_t *labels, float 
         int in = node->inputs[0];
         const struct nn_tensor *xt = &g->tensors[in];
         const float *dy = grad_of(net, node->output);
+        double t0 = net->prof_bwd ? now_seconds() : 0;
         switch (node->kind) {
         case NN_NODE_CONV: conv_node_backward(net, i); break;
         case NN_NODE_MAXPOOL:
@@ -421,6 +442,7 @@ enum nn_status nn_net_backward(struct nn_net *net, const int32_t *labels, float 
             break;
         }
         }
+        if (net->prof_bwd) net->prof_bwd[i] += now_seconds() - t0;
     }
     return NN_OK;
 }

@@ -41,6 +41,7 @@ struct nn_net {
     bool train_mode;            /* last forward ran in training mode */
     bool dropout_on;            /* ... with dropout */
     struct nn_rng dropout_rng;
+    double *prof_fwd, *prof_bwd; /* per node: seconds accumulated (profiling only) */
 };
 
 /* Builds a net for up to `batch` images over the model's parameters.
@@ -68,6 +69,9 @@ float *nn_net_tensor(const struct nn_net *net, int tensor);
 enum nn_status nn_net_backward(struct nn_net *net, const int32_t *labels, float label_smoothing, float aux_weight,
                                double *loss);
 void nn_net_zero_grads(struct nn_net *net);
+
+/* Starts accumulating per-node forward and backward time in prof_fwd/prof_bwd. */
+enum nn_status nn_net_enable_profile(struct nn_net *net);
 
 /* Bytes of the planned buffers (activations, gradients, scratch). */
 size_t nn_net_memory(const struct nn_net *net);

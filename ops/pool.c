@@ -106,29 +106,31 @@ static void maxpool_bwd_images(void *ctx, long n0, long n1)
     const struct nn_pool_shape *s = j->s;
     const int C = s->c;
     const long img_size = (long)s->h * s->w * C;
-    int first[CSUB];
+    float pending[CSUB];
     for (long n = n0; n < n1; n++) {
         const float *img = j->b + n * img_size;
         float *dimg = j->dst + n * img_size;
         for (int oh = 0; oh < s->oh; oh++)
             for (int ow = 0; ow < s->ow; ow++) {
                 long o = ((n * s->oh + oh) * s->ow + ow) * C;
-                const float *out = j->c + o, *dout = j->a + o;
                 struct window win = window_at(s, oh, ow);
-                int wn = win.w1 - win.w0, taps = (win.h1 - win.h0) * wn;
                 for (int c0 = 0; c0 < C; c0 += CSUB) {
                     int cn = C - c0 < CSUB ? C - c0 : CSUB;
-                    /* The first tap (row-major) equal to the max: scan the
-                     * taps backwards so the earliest match is kept last. */
-                    for (int c = 0; c < cn; c++) first[c] = taps;
-                    for (int t = taps - 1; t >= 0; t--) {
-                        const float *x = img + ((long)(win.h0 + t / wn) * s->w + win.w0 + t % wn) * C + c0;
-                        for (int c = 0; c < cn; c++) first[c] = x[c] == out[c0 + c] ? t : first[c];
-                    }
-                    for (int t = 0; t < taps; t++) {
-                        float *dx = dimg + ((long)(win.h0 + t / wn) * s->w + win.w0 + t % wn) * C + c0;
-                        for (int c = 0; c < cn; c++) dx[c] += first[c] == t ? dout[c0 + c] : 0.0f;
-                    }
+                    const float *out = j->c + o + c0;
+                    /* Each channel's gradient waits in `pending` until the
+                     * first tap (row-major) equal to the max takes it all. */
+                    memcpy(pending, j->a + o + c0, (size_t)cn * sizeof(float));
+                    for (int ih = win.h0; ih < win.h1; ih++)
+                        for (int iw = win.w0; iw < win.w1; iw++) {
+                            long i = ((long)ih * s->w + iw) * C + c0;
+                            const float *x = img + i;
+                            float *dx = dimg + i;
+                            for (int c = 0; c < cn; c++) { /* written so GCC vectorises it */
+                                float p = pending[c];
+                                dx[c] += x[c] == out[c] ? p : 0.0f;
+                                pending[c] = x[c] == out[c] ? 0.0f : p;
+                            }
+                        }
                 }
             }
     }

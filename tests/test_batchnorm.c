@@ -58,12 +58,13 @@ static double bn_loss(void *ctx)
     return dot_dr(b->y, b->r, b->M * b->C);
 }
 
-/* Rows x channels: few rows, channels not a multiple of 16, and more than
- * the 256 channels one sweep handles. */
+/* Rows x channels: few rows, channels not a multiple of 16, more than the
+ * 256 channels handled at once without the workspace, and M = 2, where the
+ * training backward is ill-conditioned (dx ~ eps / (var + eps)). */
 static const struct {
     long M;
     int C;
-} cases[] = {{12, 5}, {105, 3}, {6, 19}, {4, 300}, {1, 7}};
+} cases[] = {{12, 5}, {105, 3}, {6, 19}, {4, 300}, {1, 7}, {2, 8}};
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
 struct bn_data {
@@ -314,6 +315,45 @@ START_TEST(infer_backward_matches_finite_differences)
 }
 END_TEST
 
+/* M = 2 with var >> eps: dx is eps / (var + eps) ~ 1e-6 of its terms, so it
+ * needs double arithmetic inside. The reference is the textbook formula in
+ * double (finite differences cannot resolve a gradient this small). */
+START_TEST(small_batch_backward_keeps_precision)
+{
+    const long M = 2;
+    const int C = 8;
+    struct bn_data d;
+    data_init(&d, M, C, 77);
+    for (long i = 0; i < M * C; i++) d.x[i] *= 40.0f;
+    double *x = to_doubles(d.x, M * C), *mean = zero_doubles(C), *var = zero_doubles(C), *want = zero_doubles(M * C);
+    bn_ref_stats(mean, var, x, M, C);
+    for (int c = 0; c < C; c++) {
+        double invstd = 1 / sqrt(var[c] + EPS), sg = 0, sgx = 0;
+        for (long m = 0; m < M; m++) {
+            sg += d.r[m * C + c];
+            sgx += d.r[m * C + c] * (x[m * C + c] - mean[c]) * invstd;
+        }
+        for (long m = 0; m < M; m++) {
+            double xhat = (x[m * C + c] - mean[c]) * invstd;
+            want[m * C + c] = d.gamma[c] * invstd / M * (M * d.r[m * C + c] - sg - xhat * sgx);
+        }
+    }
+    float *y = zero_floats(M * C), *fmean = zero_floats(C), *finv = zero_floats(C), *dx = zero_floats(M * C);
+    nn_batchnorm_forward_train(y, fmean, finv, d.x, d.gamma, d.beta, NULL, NULL, M, C, EPS, 0.9f, false);
+    nn_batchnorm_backward(dx, NULL, NULL, d.r, d.x, y, fmean, finv, d.gamma, M, C, EPS, false);
+    CHECK_ERR(rel_err(dx, want, M * C), 1e-4, "M=2 dx");
+    nn_free(y);
+    nn_free(fmean);
+    nn_free(finv);
+    nn_free(dx);
+    free(x);
+    free(mean);
+    free(var);
+    free(want);
+    data_free(&d);
+}
+END_TEST
+
 /* The same bits from 1 thread and from 3. */
 START_TEST(results_do_not_depend_on_thread_count)
 {
@@ -362,6 +402,7 @@ Suite *suite_batchnorm(void)
     tcase_add_test(tc, statistics_keep_precision_over_many_rows);
     tcase_add_loop_test(tc, train_backward_matches_finite_differences, 0, 2 * NCASES);
     tcase_add_loop_test(tc, infer_backward_matches_finite_differences, 0, 2 * NCASES);
+    tcase_add_test(tc, small_batch_backward_keeps_precision);
     tcase_add_test(tc, results_do_not_depend_on_thread_count);
     suite_add_tcase(s, tc);
     return s;

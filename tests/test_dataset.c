@@ -4,6 +4,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <png.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,7 +113,7 @@ static void write_bytes(const char *path, const void *data, size_t len)
 /* The i-th JPEG (by name) of hymenoptera/train/<cls>. */
 static const char *photo(const char *cls, int i)
 {
-    static char names[2][16][256];
+    static char names[2][16][4400];
     static int loaded[2];
     int c = !strcmp(cls, "bees");
     if (!loaded[c]) {
@@ -125,7 +126,7 @@ static const char *photo(const char *cls, int i)
         for (int j = 0; j < n; j++) {
             size_t len = strlen(list[j]->d_name);
             if (k < 16 && len > 4 && !strcmp(list[j]->d_name + len - 4, ".jpg"))
-                snprintf(names[c][k++], 256, "%s/%s", dir, list[j]->d_name);
+                snprintf(names[c][k++], sizeof names[c][0], "%s/%s", dir, list[j]->d_name);
             free(list[j]);
         }
         free(list);
@@ -197,6 +198,8 @@ static const char *skip_reason(const struct nn_dataset_desc *d, const char *path
     return NULL;
 }
 
+static int cmp_paths(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
 /* Sorted, newline-joined source paths of one split. */
 static char *split_paths(const char *dir, enum nn_split s)
 {
@@ -212,7 +215,7 @@ static char *split_paths(const char *dir, enum nn_split s)
         paths[i] = strdup(rec.path);
         total += strlen(rec.path) + 1;
     }
-    qsort(paths, (size_t)n, sizeof *paths, (int (*)(const void *, const void *))strcmp);
+    qsort(paths, (size_t)n, sizeof *paths, cmp_paths);
     char *out = calloc(total, 1);
     for (long i = 0; i < n; i++) {
         strcat(out, paths[i]);
@@ -439,7 +442,7 @@ START_TEST(empty_class_folder_is_an_error)
     write_bytes(at("src/bees/notes.txt"), "not a photo\n", 12);
     mkdirs(at("out"));
     ck_assert_int_eq(convert(at("src"), at("out"), -1, 1, 1, NULL), NN_ERR_NOT_FOUND);
-    ck_assert_ptr_nonnull(strstr(nn_last_error(), "bees: no usable image in this class folder (1 files skipped)"));
+    ck_assert_ptr_nonnull(strstr(nn_last_error(), "bees: no usable image in this class folder (1 file skipped)"));
     ck_assert_int_eq(count_entries(at("out")), 0);
 }
 END_TEST
@@ -509,14 +512,16 @@ START_TEST(odd_names_and_symlinks)
     make_class(at("src"), "bees", 2);
     copy_file(photo("ants", 4), at("src/ants/bad\xff name.jpg"));
     copy_file(photo("ants", 5), at("src/ants/fourmi-\xc3\xa9.jpg"));      /* valid UTF-8: kept */
-    ck_assert_int_eq(symlink(photo("bees", 6), at("src/bees/linked.jpg")), 0);  /* followed */
+    char target[4096];
+    ck_assert_ptr_nonnull(realpath(photo("bees", 6), target));
+    ck_assert_int_eq(symlink(target, at("src/bees/linked.jpg")), 0);             /* followed */
     ck_assert_int_eq(symlink(at("src/ants"), at("src/bees/loop")), 0);          /* not followed */
     ck_assert_int_eq(symlink(at("src/nothing.jpg"), at("src/bees/broken.jpg")), 0);
     mkdirs(at("src/bees/nested/deeper"));
     copy_file(photo("bees", 7), at("src/bees/nested/deeper/n.jpg"));         /* found recursively */
     struct nn_convert_summary sum;
     ck_assert_msg(convert(at("src"), at("out"), 0, 1, 1, &sum) == NN_OK, "%s", nn_last_error());
-    ck_assert_int_eq(sum.examples[NN_SPLIT_TRAIN], 2 + 1 + 2 + 1 + 1);
+    ck_assert_msg(sum.examples[NN_SPLIT_TRAIN] == 2 + 1 + 2 + 1 + 1, "%s", log_text);
     ck_assert_int_eq(sum.skipped, 3);
     struct nn_dataset_desc d;
     ck_assert_int_eq(nn_dataset_desc_read(at("out"), &d), NN_OK);
@@ -618,6 +623,51 @@ START_TEST(reconverting_replaces_the_dataset)
 }
 END_TEST
 
+/* A PNG is kept as the PNG it was, byte for byte, and reads back as one. */
+START_TEST(png_is_stored_as_png)
+{
+    if (!have_shared("png_is_stored_as_png")) return;
+    make_class(at("src"), "ants", 1);
+    mkdirs(at("src/bees"));
+    unsigned char px[12 * 10 * 3];
+    for (int i = 0; i < (int)sizeof px; i++) px[i] = (unsigned char)(i * 7);
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = 12;
+    img.height = 10;
+    img.format = PNG_FORMAT_RGB;
+    ck_assert(png_image_write_to_file(&img, at("src/bees/drawing.png"), 0, px, 0, NULL));
+    ck_assert_msg(convert(at("src"), at("out"), 0, 1, 1, NULL) == NN_OK, "%s", nn_last_error());
+    struct nn_dataset *ds;
+    ck_assert_int_eq(nn_dataset_open(at("out"), &ds), NN_OK);
+    struct nn_record_buf buf = {0};
+    int found = 0;
+    for (long i = 0; i < nn_dataset_count(ds, NN_SPLIT_TRAIN); i++) {
+        struct nn_record rec;
+        ck_assert_int_eq(nn_dataset_read(ds, NN_SPLIT_TRAIN, i, &buf, &rec), NN_OK);
+        if (strcmp(rec.path, "bees/drawing.png")) {
+            ck_assert_int_eq(rec.format, NN_RECORD_JPEG);
+            continue;
+        }
+        found = 1;
+        ck_assert_int_eq(rec.format, NN_RECORD_PNG);
+        ck_assert_int_eq(rec.width, 12);
+        ck_assert_int_eq(rec.height, 10);
+        ck_assert_int_eq(rec.label, 1);
+        char *file;
+        size_t len;
+        ck_assert_int_eq(nn_read_file(at("src/bees/drawing.png"), &file, &len), NN_OK);
+        ck_assert_uint_eq(rec.data_len, len);
+        ck_assert(memcmp(rec.data, file, len) == 0);
+        free(file);
+    }
+    ck_assert(found);
+    nn_record_buf_free(&buf);
+    nn_dataset_close(ds);
+}
+END_TEST
+
 /* ---- the drawn split ---- */
 
 START_TEST(drawn_split_is_stratified_and_seeded)
@@ -699,6 +749,7 @@ Suite *suite_dataset(void)
     tcase_add_test(tc, unwritable_output_is_an_error);
     tcase_add_test(tc, split_folders_must_match);
     tcase_add_test(tc, reconverting_replaces_the_dataset);
+    tcase_add_test(tc, png_is_stored_as_png);
     tcase_add_test(tc, drawn_split_is_stratified_and_seeded);
     suite_add_tcase(s, tc);
     return s;

@@ -1,0 +1,37 @@
+/* Shared by `nn train` and `nn finetune`: the training options on the
+ * command line and the progress display of a run. */
+#ifndef NN_TOOLS_TRAIN_CLI_H
+#define NN_TOOLS_TRAIN_CLI_H
+
+#include <stdbool.h>
+
+#include "train/trainer.h"
+
+/* The option text both commands print in --help. */
+extern const char train_cli_options_help[];
+
+/* Tries argv[*i] as one of the training options and applies it to o.
+ * Returns 1 when it was one (advancing *i past its value), 0 when it is not
+ * a training option, -1 on a bad value (message printed). */
+int train_cli_option(int argc, char **argv, int *i, struct nn_train_options *o);
+
+/* The progress callback: a one-line bar (step, loss, lr, images/s, ETA) on
+ * a terminal, a plain line every few seconds otherwise. Also installs a log
+ * callback that clears the bar before a message. */
+struct train_display {
+    bool tty;
+    bool quiet;
+    bool bar_drawn;
+    double last;
+    const char *phase;
+    const char *stage;  /* prefix, e.g. "stage 1" */
+};
+void train_display_init(struct train_display *d, bool quiet, const char *stage);
+void train_display_progress(void *user, const struct nn_train_progress *p);
+/* Ends a bar line that is still open. */
+void train_display_done(struct train_display *d);
+
+/* Prints a summary of a finished run to stdout. */
+void train_print_result(const char *run_dir, const struct nn_train_result *r);
+
+#endif
