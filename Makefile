@@ -91,6 +91,20 @@ test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/nn_tests
 	NN_BIN=$(abspath $(BUILD)/bin/nn) $(BUILD)/nn_tests
 
+# nn against PyTorch side by side (RUNS=5 THREADS=2 by default; see tools/scripts/bench.sh).
+# Speed is measured here, never in tests.
+bench: all
+	tools/scripts/bench.sh $(BUILD)/bin/nn
+
+# nn_gemm against OpenBLAS, with OPENBLAS_CORETYPE=Haswell and unset (ARGS: see tools/scripts/bench_gemm.c).
+.PHONY: bench-gemm
+bench-gemm: $(BUILD)/bench_gemm
+	OPENBLAS_CORETYPE=Haswell $(BUILD)/bench_gemm $(ARGS)
+	env -u OPENBLAS_CORETYPE $(BUILD)/bench_gemm $(ARGS)
+
+$(BUILD)/bench_gemm: tools/scripts/bench_gemm.c $(BUILD)/libnn.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libnn.a $(LDLIBS)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/nn/base $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(BUILD)/libnn.a $(DESTDIR)$(PREFIX)/lib/

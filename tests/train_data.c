@@ -1,6 +1,7 @@
 #include "tests/train_data.h"
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -268,7 +268,8 @@ enum nn_status nn_checkpoint_load_latest(const char *run_dir, struct nn_checkpoi
     return nn_fail(NN_ERR_NOT_FOUND, "%s: no usable checkpoint in %s/checkpoints", run_dir, run_dir);
 }
 
-enum nn_status nn_checkpoint_restore_optimizer(const struct nn_checkpoint *c, struct nn_optimizer *o)
+enum nn_status nn_checkpoint_restore_optimizer(const struct nn_checkpoint *c, const struct nn_params *params,
+                                               struct nn_optimizer *o)
 {
     const struct nn_json *oj = nn_json_get(c->meta, "optimizer");
     const struct nn_json *kind = oj ? nn_json_get(oj, "kind") : NULL, *upd = oj ? nn_json_get(oj, "updates") : NULL;
@@ -278,7 +279,6 @@ enum nn_status nn_checkpoint_restore_optimizer(const struct nn_checkpoint *c, st
     if (strcmp(nn_json_string(kind), nn_optimizer_name(o->opt.kind)))
         return nn_fail(NN_ERR_ARG, "checkpoint %" PRId64 " was made with optimizer %s, not %s", c->step,
                        nn_json_string(kind), nn_optimizer_name(o->opt.kind));
-    const struct nn_params *params = &c->model->params;
     if (params->count != o->count)
         return nn_fail(NN_ERR_SHAPE, "checkpoint %" PRId64 ": %d parameters, the optimizer has %d", c->step,
                        params->count, o->count);

@@ -52,9 +52,11 @@ enum nn_status nn_checkpoint_load(const char *run_dir, int64_t step, struct nn_c
  * tried. NN_ERR_NOT_FOUND when the run has no usable checkpoint. */
 enum nn_status nn_checkpoint_load_latest(const char *run_dir, struct nn_checkpoint *out);
 
-/* Copies the saved slots into an optimizer set up for the same parameters:
- * kind and trainable set must match the checkpoint's. */
-enum nn_status nn_checkpoint_restore_optimizer(const struct nn_checkpoint *c, struct nn_optimizer *o);
+/* Copies the saved slots into an optimizer set up over `params` (the
+ * checkpoint's model, or a table with the same names): kind and trainable
+ * set must match the checkpoint's. */
+enum nn_status nn_checkpoint_restore_optimizer(const struct nn_checkpoint *c, const struct nn_params *params,
+                                               struct nn_optimizer *o);
 
 void nn_checkpoint_free(struct nn_checkpoint *c);
 

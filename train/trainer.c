@@ -604,7 +604,7 @@ static enum nn_status setup(struct trainer *t, const struct nn_train_options *gi
 
     enum nn_status st = nn_trainer_trainable(t->model, t->o.trainable_scopes, t->o.bn_mode, &t->trainable);
     if (st == NN_OK) st = nn_optimizer_init(&t->opt, &t->o.opt, &t->model->params, t->trainable);
-    if (st == NN_OK && t->o.resume) st = nn_checkpoint_restore_optimizer(&ck, &t->opt);
+    if (st == NN_OK && t->o.resume) st = nn_checkpoint_restore_optimizer(&ck, &t->model->params, &t->opt);
     t->options_json = nn_train_options_json(&t->o);
     if (st == NN_OK && !t->options_json) st = nn_fail(NN_ERR_NOMEM, "out of memory");
 
