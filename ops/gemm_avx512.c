@@ -164,7 +164,10 @@ static void kernel(int m, int n, int k, const float *a, const float *b, ptrdiff_
 #undef ROWS
 }
 
+/* Blocks measured on AMD Zen 4 (32 KB L1d, 1 MB L2 per core): speed is flat
+ * for kc from 384 to 768 (kc = 512 keeps the 28 KB A panel in L1); nc = 1024
+ * beat 512 by a few percent on wide N (fewer re-packs of A). */
 const struct nn_gemm_kernels nn_gemm_kernels_avx512 = {
-    .name = "avx512", .mr = MR, .nr = NR, .kc = 256, .nc = 512,
+    .name = "avx512", .mr = MR, .nr = NR, .kc = 512, .nc = 1024,
     .pack_a = pack_a, .pack_b = pack_b, .kernel = kernel,
 };

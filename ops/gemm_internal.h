@@ -19,8 +19,8 @@
 struct nn_gemm_kernels {
     const char *name;
     int mr, nr;   /* register tile: rows of op(A), columns of op(B) */
-    int kc;       /* largest depth block: an A panel (mr x kc) stays in L1 */
-    int nc;       /* largest column block: a packed B block (kc x nc) stays in L2 */
+    int kc;       /* largest depth block: an A panel (mr x kc) fits L1 */
+    int nc;       /* largest column block of packed B (kc x nc) */
     /* Copies op(A)[i][p] = a[i * rs + p * cs], i < m <= mr, p < k, into
      * dst[p * mr + i]. Rows m..mr-1 may be left undefined; dst has mr * k + 16
      * floats of room (the SIMD versions store whole vectors that overlap). */
@@ -46,9 +46,10 @@ extern const struct nn_gemm_kernels nn_gemm_kernels_avx512;
 void nn_gemm_pack_a_ref(int mr, int m, int k, const float *a, ptrdiff_t rs, ptrdiff_t cs, float *dst);
 void nn_gemm_pack_b_ref(int nr, int k, int n, const float *b, ptrdiff_t rs, ptrdiff_t cs, float *dst);
 
-/* Test hook: use this SIMD level from now on instead of nn_simd_level();
- * -1 returns to nn_simd_level(). A level above nn_simd_level() (what the CPU
- * has, capped by NN_SIMD) is lowered to it. Not for use while GEMMs run. */
+/* Test hook: use nn's kernels at this SIMD level from now on, instead of
+ * nn_simd_level() (and even under NN_GEMM=openblas); -1 returns to the
+ * normal choice. A level above nn_simd_level() (what the CPU has, capped by
+ * NN_SIMD) is lowered to it. Not for use while GEMMs run. */
 void nn_gemm_set_level(int level);
 /* The level the next nn_gemm will use (after the hook and the CPU cap). */
 enum nn_simd nn_gemm_level(void);

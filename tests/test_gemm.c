@@ -127,11 +127,12 @@ static const float betas[] = {0.0f, 1.0f, 0.3f, -1.0f};
 
 /* Odd, prime and register-tile-boundary sizes (MR = 6, 14; NR = 8, 16, 32),
  * every transpose combination, alpha and beta cycled, padded operands on
- * alternate problems. */
+ * alternate problems. M up to 64 takes the small-M loop order (B read in
+ * place), above it the large-M one. */
 START_TEST(small_sizes_all_transposes)
 {
     if (!use_level(_i)) return;
-    static const int sizes[] = {1, 2, 3, 5, 6, 7, 8, 13, 14, 15, 16, 17, 29, 32, 33, 47, 70};
+    static const int sizes[] = {1, 2, 3, 5, 6, 7, 8, 13, 14, 15, 16, 17, 29, 32, 33, 47, 64, 65, 71};
     const int ns = (int)(sizeof sizes / sizeof sizes[0]);
     long wrong = 0;
     int count = 0;
@@ -154,17 +155,18 @@ START_TEST(small_sizes_all_transposes)
 }
 END_TEST
 
-/* Depths around the depth blocks (kc = 256 and 384), where a product is
- * accumulated over several blocks with beta applied only to the first. */
+/* Depths around the depth block (kc = 512 at every level; K is cut into
+ * equal blocks), where a product is accumulated over several blocks with
+ * beta applied only to the first; both loop orders (M = 23 and 97). */
 START_TEST(depth_block_boundaries)
 {
     if (!use_level(_i)) return;
-    static const int depths[] = {255, 256, 257, 383, 384, 385, 769, 1000};
+    static const int depths[] = {255, 511, 512, 513, 769, 1024, 1025, 1537};
     long wrong = 0;
     for (int d = 0; d < 8; d++) {
         for (int t = 0; t < 4; t++) {
             struct problem pr = {
-                .ta = t & 1, .tb = t >> 1, .M = 19 + d, .N = 37 + 2 * t, .K = depths[d],
+                .ta = t & 1, .tb = t >> 1, .M = (d + t) % 2 ? 23 : 97, .N = 37 + 2 * t, .K = depths[d],
                 .alpha = alphas[(d + t) % 3], .beta = betas[(d + t) % 4], .pad_a = 1, .pad_b = 2, .pad_c = 3,
                 .seed = 100u + (unsigned)(d * 4 + t),
             };

@@ -140,6 +140,50 @@ START_TEST(heads_refuse_trainable_trunk)
 }
 END_TEST
 
+/* Label smoothing enters the loss and the gradients as specified: targets
+ * (1 - s) one-hot + s/K; the loss is the batch mean of -sum t log p, and
+ * the fc bias gradient the batch mean of p - t. */
+START_TEST(heads_label_smoothing_by_formula)
+{
+    struct nn_config cfg = nn_config_default(CLASSES);
+    cfg.image_size = SIZE;
+    cfg.aux_logits = false;
+    struct nn_model *m;
+    ck_assert_int_eq(nn_model_new(&cfg, NULL, 3, &m), NN_OK);
+    fill_uniform(nn_param_data(&m->params, nn_params_find(&m->params, "fc.weight")), 2048 * CLASSES, -0.05f, 0.05f, 9);
+    bool *tr = heads_only(m);
+    struct nn_heads h;
+    ck_assert_int_eq(nn_heads_init(&h, &m->cfg, &m->params, BATCH, tr), NN_OK);
+    float *pre = nn_alloc((size_t)BATCH * h.features * sizeof(float));
+    fill_uniform(pre, (size_t)BATCH * h.features, 0, 2, 5);
+    const int32_t labels[BATCH] = {1, 3, 0};
+    const float s = 0.2f;
+    ck_assert_int_eq(nn_heads_forward(&h, pre, NULL, BATCH, true, false), NN_OK);
+    nn_heads_zero_grads(&h);
+    double loss;
+    ck_assert_int_eq(nn_heads_backward(&h, labels, s, 0.4f, &loss), NN_OK);
+    const float *z = nn_heads_logits(&h);
+    const float *db = h.grads + m->params.items[nn_params_find(&m->params, "fc.bias")].offset;
+    double want = 0, dbias[CLASSES] = {0};
+    for (int n = 0; n < BATCH; n++) {
+        double mx = z[n * CLASSES], sum = 0;
+        for (int k = 1; k < CLASSES; k++) mx = fmax(mx, z[n * CLASSES + k]);
+        for (int k = 0; k < CLASSES; k++) sum += exp(z[n * CLASSES + k] - mx);
+        for (int k = 0; k < CLASSES; k++) {
+            double t = s / CLASSES + (k == labels[n] ? 1 - s : 0), p = exp(z[n * CLASSES + k] - mx) / sum;
+            want -= t * log(p) / BATCH;
+            dbias[k] += (p - t) / BATCH;
+        }
+    }
+    ck_assert_double_eq_tol(loss, want, 1e-6);
+    for (int k = 0; k < CLASSES; k++) ck_assert_double_eq_tol(db[k], dbias[k], 1e-6);
+    nn_free(pre);
+    nn_heads_free(&h);
+    free(tr);
+    nn_model_free(m);
+}
+END_TEST
+
 Suite *suite_train_heads(void)
 {
     Suite *s = suite_create("train_heads");
@@ -148,6 +192,7 @@ Suite *suite_train_heads(void)
     tcase_add_test(tc, heads_equal_whole_network);
     tcase_add_test(tc, heads_equal_without_aux_loss);
     tcase_add_test(tc, heads_refuse_trainable_trunk);
+    tcase_add_test(tc, heads_label_smoothing_by_formula);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -5,8 +5,8 @@
 
 #include "base/mem.h"
 #include "base/threads.h"
-#include "io/image.h"
 #include "nn/model.h"
+#include "tools/classify.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
 
@@ -15,29 +15,13 @@ static const char usage[] =
     "  Decodes each photo (JPEG or PNG), applies the model's eval transform (central crop,\n"
     "  bilinear resize, scale to [-1, 1]) and prints the K most likely classes (default 5).\n";
 
-struct top {
-    int id;
-    float p;
-};
-
-static int by_prob_desc(const void *a, const void *b)
-{
-    const struct top *x = a, *y = b;
-    return (x->p < y->p) - (x->p > y->p);
-}
-
-static void print_result(const struct nn_model *m, const char *path, const float *logits, int top_k, struct top *buf)
+static void print_result(const struct nn_model *m, const char *path, const float *logits, int top_k,
+                         struct classify_score *buf)
 {
     int K = m->cfg.num_classes;
-    float *p = malloc((size_t)K * sizeof(float));
-    if (!p) return;
-    memcpy(p, logits, (size_t)K * sizeof(float));
-    nn_softmax(p, K);
-    for (int k = 0; k < K; k++) buf[k] = (struct top){k, p[k]};
-    qsort(buf, (size_t)K, sizeof *buf, by_prob_desc);
+    if (!classify_rank(logits, K, buf)) return;
     printf("%s\n", path);
     for (int k = 0; k < top_k && k < K; k++) printf("  %.4f  %s\n", buf[k].p, nn_model_class_name(m, buf[k].id));
-    free(p);
 }
 
 int cmd_predict(int argc, char **argv)
@@ -69,7 +53,7 @@ int cmd_predict(int argc, char **argv)
     struct nn_ctx *ctx = NULL;
     float *input = NULL, *logits = NULL;
     const char **names = calloc((size_t)batch, sizeof *names);
-    struct top *order = NULL;
+    struct classify_score *order = NULL;
     if (nn_model_load(model_path, &m) != NN_OK || nn_ctx_new(m, batch, &ctx) != NN_OK) {
         rc = cli_fail();
         goto out;
@@ -88,14 +72,7 @@ int cmd_predict(int argc, char **argv)
         /* fill a batch with the photos that decode; report the others */
         while (n < batch && first < nimages) {
             const char *path = images[first++];
-            struct nn_image img;
-            if (nn_image_load(path, 0, &img) != NN_OK) {
-                rc = cli_fail();
-                continue;
-            }
-            enum nn_status st = nn_image_eval_transform(&img, S, m->central_fraction, input + (size_t)n * per_image);
-            nn_image_free(&img);
-            if (st != NN_OK) {
+            if (classify_input_from_file(m, path, input + (size_t)n * per_image) != NN_OK) {
                 rc = cli_fail();
                 continue;
             }

@@ -20,7 +20,7 @@ static const char usage_head[] =
 
 static int print_usage(FILE *fp)
 {
-    fprintf(fp, "%s%s", usage_head, train_cli_options_help);
+    fprintf(fp, "%s%s%s", usage_head, train_cli_run_options_help, train_cli_options_help);
     return fp == stdout ? 0 : 2;
 }
 

@@ -15,6 +15,9 @@ static const struct command commands[] = {
     {"finetune", cmd_finetune, "the two-stage transfer-learning recipe: heads, then all layers, then export"},
     {"eval", cmd_eval, "top-1/top-5, per-class precision/recall and confusion matrix on a dataset split"},
     {"export", cmd_export, "write the inference-only model (batch norm folded, aux head dropped)"},
+    {"plot", cmd_plot, "draw a run's loss and validation accuracy against steps (SVG)"},
+    {"serve", cmd_serve, "serve a model over HTTP (POST /predict, GET /healthz, GET /metadata)"},
+    {"loadtest", cmd_loadtest, "load-test an nn serve endpoint: requests/s, latency percentiles, errors"},
     {"bench", cmd_bench, "measure inference and training speed (random weights)"},
     {"version", cmd_version, "print the version and the SIMD level in use"},
 };

@@ -9,13 +9,18 @@
 #include "base/log.h"
 #include "tools/cli.h"
 
-const char train_cli_options_help[] =
+const char train_cli_run_options_help[] =
     "  --trainable-scopes P,...  train only parameters whose names start with one of these prefixes\n"
     "                            (e.g. fc,AuxLogits or Mixed_7,fc); the rest are frozen, their batch norm\n"
     "                            uses its moving statistics (default: everything trains)\n"
-    "  --optimizer NAME          sgd | momentum | rmsprop | adam (rmsprop)\n"
     "  --learning-rate LR        (0.01)\n"
-    "  --lr-schedule NAME        fixed | exponential (x0.94 every 2 epochs, staircase) | cosine (exponential)\n"
+    "  --epochs E                passes over the training split (1), or\n"
+    "  --max-steps N             a step count instead\n";
+
+const char train_cli_options_help[] =
+    "  --optimizer NAME          sgd | momentum | rmsprop | adam (rmsprop)\n"
+    "  --lr-schedule NAME        fixed | exponential (x0.94 every 2 epochs, staircase) | cosine\n"
+    "                            (exponential in nn train, fixed in nn finetune)\n"
     "  --lr-decay-factor F       exponential schedule's factor (0.94)\n"
     "  --lr-decay-epochs E       ... applied every E epochs (2)\n"
     "  --warmup-epochs E         linear warmup from 0 over E epochs (0)\n"
@@ -26,12 +31,10 @@ const char train_cli_options_help[] =
     "  --weight-decay W          L2 on conv and fc weights (4e-5)\n"
     "  --label-smoothing S       (0)\n"
     "  --batch-size N            (32)\n"
-    "  --epochs E                passes over the training split (1), or\n"
-    "  --max-steps N             a step count instead\n"
     "  --image-size S            training and eval size (the start model's, else 299)\n"
     "  --bn-decay D              moving-average decay of batch norm (0.9997)\n"
     "  --bn-mode train|frozen    batch norm of trainable layers: batch statistics (train), or moving\n"
-    "                            statistics with gamma/beta fixed (frozen) (train)\n"
+    "                            statistics with gamma/beta fixed (frozen) (nn train: train)\n"
     "  --bn-recalibrate N        recompute trainable batch norm statistics over N training batches\n"
     "                            (eval transform) after training and before each evaluation (0: off)\n"
     "  --aux-weight W            weight of the auxiliary head's loss (0.4)\n"
@@ -230,9 +233,8 @@ void train_display_progress(void *user, const struct nn_train_progress *p)
     double interval = d->tty ? 0.25 : 10.0;
     if (!last && now - d->last < interval) return;
     d->last = now;
-    double rate = p->seconds > 0 ? p->done / p->seconds : 0;
     char eta[32], head[96];
-    eta_text(eta, sizeof eta, rate > 0 ? (p->total - p->done) / rate : -1);
+    eta_text(eta, sizeof eta, p->eta);
     snprintf(head, sizeof head, "%s%s%s", d->stage ? d->stage : "", d->stage ? " " : "", p->phase);
     char body[256];
     if (!strcmp(p->phase, "training"))

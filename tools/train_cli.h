@@ -7,7 +7,9 @@
 
 #include "train/trainer.h"
 
-/* The option text both commands print in --help. */
+/* The option text of --help: options of one run (nn train only; per stage
+ * in nn finetune), and options both commands take. */
+extern const char train_cli_run_options_help[];
 extern const char train_cli_options_help[];
 
 /* Tries argv[*i] as one of the training options and applies it to o.

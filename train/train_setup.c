@@ -41,6 +41,17 @@ static enum nn_status adapt(const struct nn_model *src, struct nn_model *dst, ui
     return failed ? nn_fail(NN_ERR_NOMEM, "out of memory") : NN_OK;
 }
 
+/* Classes named "0", "1", ...: an import without --labels, nothing to compare. */
+static bool default_names(const struct nn_model *m)
+{
+    for (int c = 0; c < m->cfg.num_classes; c++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", c);
+        if (strcmp(m->class_names[c], num)) return false;
+    }
+    return true;
+}
+
 enum nn_status nn_trainer_make_model(const struct nn_train_options *o, const struct nn_dataset_desc *d,
                                      struct nn_model **out)
 {
@@ -78,7 +89,7 @@ enum nn_status nn_trainer_make_model(const struct nn_train_options *o, const str
         st = adapt(src, m, o->seed, o->init_from, why);
     }
     if (st == NN_OK) st = nn_model_set_class_names(m, (const char *const *)d->classes, d->num_classes);
-    if (st == NN_OK && src->cfg.num_classes == d->num_classes) {
+    if (st == NN_OK && src->cfg.num_classes == d->num_classes && !default_names(src)) {
         for (int c = 0; c < d->num_classes; c++)
             if (strcmp(src->class_names[c], d->classes[c])) {
                 nn_warn("%s: class %d is '%s' in the model and '%s' in the dataset: the dataset's names are used",

@@ -67,6 +67,7 @@ struct trainer {
     double phase_t0;
     bool finished;
     char *options_json;
+    char *data_abs, *init_abs;  /* the paths made absolute, as options.json records them */
     struct nn_eval eval;
     bool eval_ok;
     struct nn_train_result *res;
@@ -91,12 +92,14 @@ static void report(struct trainer *t, const char *phase, long done, long total, 
 {
     if (!t->progress) return;
     struct nn_train_progress p = {.phase = phase, .done = done, .total = total, .seconds = now_s() - t_start};
+    p.eta = done > 0 && p.seconds > 0 ? (double)(total - done) * p.seconds / done : -1;
     if (!strcmp(phase, "training")) {
         p.epoch = (double)t->step / (double)t->bpe;
         p.loss = t->last_loss;
         p.lr = t->last_lr;
-        double dt = now_s() - t->t0;
-        p.images_per_sec = dt > 0 ? (double)(t->step - t->first_step) * t->o.batch_size / dt : 0;
+        long steps = t->step - t->first_step; /* a resumed run's rate counts from where it resumed */
+        p.images_per_sec = p.seconds > 0 ? (double)steps * t->o.batch_size / p.seconds : 0;
+        p.eta = steps > 0 ? (double)(total - done) * p.seconds / steps : -1;
     }
     t->progress(t->user, &p);
 }
@@ -228,8 +231,9 @@ static bool any_trainable_bn(const struct trainer *t)
 /* Recomputes the moving statistics of every trainable batch norm as the
  * plain mean over `count` training batches with the eval transform: batch k
  * (from 1) is folded in with decay 1 - 1/k. */
-static enum nn_status recalibrate(struct trainer *t, int count)
+static enum nn_status recalibrate(struct trainer *t, int count, bool *ran)
 {
+    *ran = false;
     if (!any_trainable_bn(t)) {
         nn_info("step %ld: no trainable batch norm, nothing to recalibrate", t->step);
         return NN_OK;
@@ -294,6 +298,7 @@ static enum nn_status recalibrate(struct trainer *t, int count)
         nn_pipeline_close(p);
     }
     if (st != NN_OK) return st;
+    *ran = true;
     nn_info("step %ld: batch norm statistics recalibrated over %d batches of %d training images (eval transform)",
             t->step, done, B);
     struct nn_strbuf b;
@@ -366,7 +371,8 @@ static enum nn_status evaluate(struct trainer *t)
 static enum nn_status validate(struct trainer *t)
 {
     if (t->n_val == 0) return NN_OK;
-    if (t->o.bn_recalibrate > 0) NN_TRY(recalibrate(t, t->o.bn_recalibrate));
+    bool ran;
+    if (t->o.bn_recalibrate > 0) NN_TRY(recalibrate(t, t->o.bn_recalibrate, &ran));
     return evaluate(t);
 }
 
@@ -516,6 +522,8 @@ static void trainer_free(struct trainer *t)
     nn_free(t->baux);
     free(t->blabels);
     free(t->options_json);
+    free(t->data_abs);
+    free(t->init_abs);
     if (t->eval_ok) nn_eval_free(&t->eval);
 }
 
@@ -556,6 +564,9 @@ static enum nn_status setup(struct trainer *t, const struct nn_train_options *gi
 {
     NN_TRY(check_options(given));
     t->o = *given;
+    /* absolute paths, so that the run can be resumed from another directory */
+    if ((t->data_abs = realpath(t->o.data_dir, NULL))) t->o.data_dir = t->data_abs;
+    if (t->o.init_from && (t->init_abs = realpath(t->o.init_from, NULL))) t->o.init_from = t->init_abs;
     if (t->o.log_every < 1) t->o.log_every = 10;
     NN_TRY(nn_threads_set(t->o.threads));
     NN_TRY(make_dir(t->o.run_dir));
@@ -682,6 +693,9 @@ static enum nn_status setup(struct trainer *t, const struct nn_train_options *gi
         double c0 = now_s();
         NN_TRY(nn_bottleneck_build(t->model, &t->heads, t->o.data_dir, NN_SPLIT_TRAIN, B, t->o.threads,
                                    cache_progress, t, &t->train_cache));
+        long usable = 0;
+        for (long i = 0; i < t->n_train; i++) usable += t->train_cache.ok[i];
+        if (!usable) return nn_fail(NN_ERR_CORRUPT, "%s: no training image could be read", t->o.data_dir);
         bool evals = t->n_val > 0 && (t->o.eval_at_end || t->o.eval_every > 0);
         if (evals)
             NN_TRY(nn_bottleneck_build(t->model, &t->heads, t->o.data_dir, NN_SPLIT_VALIDATION, B, t->o.threads,
@@ -705,10 +719,7 @@ static enum nn_status setup(struct trainer *t, const struct nn_train_options *gi
 
 static enum nn_status finish(struct trainer *t)
 {
-    if (t->o.bn_recalibrate > 0) {
-        NN_TRY(recalibrate(t, t->o.bn_recalibrate));
-        t->res->recalibrated = true;
-    }
+    if (t->o.bn_recalibrate > 0) NN_TRY(recalibrate(t, t->o.bn_recalibrate, &t->res->recalibrated));
     if (t->o.eval_at_end && t->n_val > 0) {
         NN_TRY(evaluate(t));
         t->res->evaluated = true;

@@ -88,6 +88,7 @@ struct nn_train_progress {
     double lr;
     double images_per_sec;
     double seconds;         /* since the phase started */
+    double eta;             /* seconds left in this phase (< 0: unknown yet) */
 };
 typedef void (*nn_train_progress_fn)(void *user, const struct nn_train_progress *p);
 
