@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -130,4 +131,35 @@ enum nn_status nn_write_all(struct nn_atomic_file *af, const void *data, size_t 
     if (len && fwrite(data, 1, len, af->fp) != len)
         return nn_fail(NN_ERR_IO, "%s: write failed: %s", af->path, strerror(errno));
     return NN_OK;
+}
+
+enum nn_status nn_map_file(const char *path, struct nn_mapped_file *m)
+{
+    m->data = NULL;
+    m->len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return nn_fail(NN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return nn_fail(NN_ERR_IO, "%s: not a readable regular file", path);
+    }
+    if (sb.st_size == 0) {
+        close(fd);
+        return NN_OK;
+    }
+    void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int map_errno = errno;
+    close(fd);
+    if (p == MAP_FAILED) return nn_fail(NN_ERR_IO, "%s: cannot map: %s", path, strerror(map_errno));
+    m->data = p;
+    m->len = (size_t)sb.st_size;
+    return NN_OK;
+}
+
+void nn_unmap_file(struct nn_mapped_file *m)
+{
+    if (m->data) munmap((void *)m->data, m->len);
+    m->data = NULL;
+    m->len = 0;
 }

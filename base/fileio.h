@@ -27,6 +27,17 @@ enum nn_status nn_atomic_commit(struct nn_atomic_file *af);
 /* Discards the temporary file. Safe on an af whose open failed. */
 void nn_atomic_abort(struct nn_atomic_file *af);
 
+/* A whole regular file mapped read-only and private: the file's bytes in
+ * memory, with nothing this process does able to write through to it. */
+struct nn_mapped_file {
+    const unsigned char *data;
+    size_t len;
+};
+
+/* Maps path; an empty file maps to data == NULL, len == 0. */
+enum nn_status nn_map_file(const char *path, struct nn_mapped_file *m);
+void nn_unmap_file(struct nn_mapped_file *m);
+
 /* fwrite that reports failure with the file name. */
 enum nn_status nn_write_all(struct nn_atomic_file *af, const void *data, size_t len);
 

@@ -50,8 +50,7 @@ enum {
 };
 
 struct nn_modelfile {
-    void *map;
-    size_t map_len;
+    struct nn_mapped_file file; /* tensors point into it */
     const char *meta;
     int count;
     struct nn_mf_tensor *tensors;
@@ -354,8 +353,8 @@ static enum nn_status read_table(const char *path, struct nn_modelfile *mf, cons
 
 static enum nn_status check_file(const char *path, struct nn_modelfile *mf)
 {
-    const unsigned char *b = mf->map;
-    uint64_t size = mf->map_len;
+    const unsigned char *b = mf->file.data;
+    uint64_t size = mf->file.len;
     if (size < 8 || memcmp(b, mf_magic, 8) != 0) {
         if (size < 8 && size > 0 && memcmp(b, mf_magic, (size_t)size) == 0)
             return nn_fail(NN_ERR_CORRUPT, "%s: truncated: the file has only %llu bytes", path,
@@ -417,34 +416,15 @@ enum nn_status nn_modelfile_open(const char *path, struct nn_modelfile **out)
 {
     if (!path || !out) return nn_fail(NN_ERR_ARG, "nn_modelfile_open: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return nn_fail(NN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        enum nn_status s = nn_fail(NN_ERR_IO, "%s: not a readable regular file", path);
-        close(fd);
-        return s;
-    }
-    if (sb.st_size == 0) {
-        close(fd);
-        return nn_fail(NN_ERR_FORMAT, "%s: empty file, not an nn model file", path);
-    }
+    struct nn_mapped_file file;
+    NN_TRY(nn_map_file(path, &file));
+    if (file.len == 0) return nn_fail(NN_ERR_FORMAT, "%s: empty file, not an nn model file", path);
     struct nn_modelfile *mf = calloc(1, sizeof *mf);
     if (!mf) {
-        close(fd);
+        nn_unmap_file(&file);
         return nn_fail(NN_ERR_NOMEM, "%s: out of memory", path);
     }
-    mf->map_len = (size_t)sb.st_size;
-    /* Read-only and private: tensors point into the mapping, and nothing
-     * this process does can write through to the file. */
-    mf->map = mmap(NULL, mf->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd);
-    if (mf->map == MAP_FAILED) {
-        mf->map = NULL;
-        nn_modelfile_close(mf);
-        return nn_fail(NN_ERR_IO, "%s: cannot map: %s", path, strerror(map_errno));
-    }
+    mf->file = file;
     enum nn_status st = check_file(path, mf);
     if (st != NN_OK) {
         nn_modelfile_close(mf);
@@ -457,7 +437,7 @@ enum nn_status nn_modelfile_open(const char *path, struct nn_modelfile **out)
 void nn_modelfile_close(struct nn_modelfile *mf)
 {
     if (!mf) return;
-    if (mf->map) munmap(mf->map, mf->map_len);
+    nn_unmap_file(&mf->file);
     free(mf->tensors);
     free(mf->names);
     free(mf->by_name);

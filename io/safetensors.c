@@ -20,8 +20,7 @@
 #endif
 
 struct nn_safetensors {
-    void *map;
-    size_t map_len;
+    struct nn_mapped_file file; /* tensor data points into it */
     struct nn_json *header;     /* owns the tensor names */
     int count;
     struct nn_st_tensor *tensors;
@@ -127,13 +126,13 @@ static void sort_names(const struct nn_st_tensor *tensors, int *idx, int n)
 
 static enum nn_status parse_header(const char *path, struct nn_safetensors *st)
 {
-    const unsigned char *b = st->map;
+    const unsigned char *b = st->file.data;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | b[i];
-    uint64_t avail = st->map_len - 8;
+    uint64_t avail = st->file.len - 8;
     if (hlen > avail)
         return nn_fail(NN_ERR_FORMAT, "%s: header length %llu is larger than the file (%zu bytes): not a safetensors file?",
-                       path, (unsigned long long)hlen, st->map_len);
+                       path, (unsigned long long)hlen, st->file.len);
     if (hlen < 2) return nn_fail(NN_ERR_FORMAT, "%s: header length %llu is too small", path, (unsigned long long)hlen);
     const char *text = (const char *)b + 8;
     if (text[0] != '{') return nn_fail(NN_ERR_FORMAT, "%s: header does not start with '{': not a safetensors file", path);
@@ -168,37 +167,18 @@ enum nn_status nn_safetensors_open(const char *path, struct nn_safetensors **out
 {
     if (!path || !out) return nn_fail(NN_ERR_ARG, "nn_safetensors_open: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return nn_fail(NN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        enum nn_status s = nn_fail(NN_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return s;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return nn_fail(NN_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size < 10) {
-        close(fd);
-        return nn_fail(NN_ERR_FORMAT, "%s: %lld bytes is too small for a safetensors file", path,
-                       (long long)sb.st_size);
+    struct nn_mapped_file file;
+    NN_TRY(nn_map_file(path, &file));
+    if (file.len < 10) {
+        nn_unmap_file(&file);
+        return nn_fail(NN_ERR_FORMAT, "%s: %zu bytes is too small for a safetensors file", path, file.len);
     }
     struct nn_safetensors *st = calloc(1, sizeof *st);
     if (!st) {
-        close(fd);
+        nn_unmap_file(&file);
         return nn_fail(NN_ERR_NOMEM, "%s: out of memory", path);
     }
-    st->map_len = (size_t)sb.st_size;
-    st->map = mmap(NULL, st->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd);
-    if (st->map == MAP_FAILED) {
-        st->map = NULL;
-        nn_safetensors_close(st);
-        return nn_fail(NN_ERR_IO, "%s: cannot map: %s", path, strerror(map_errno));
-    }
+    st->file = file;
     enum nn_status s = parse_header(path, st);
     if (s != NN_OK) {
         nn_safetensors_close(st);
@@ -211,7 +191,7 @@ enum nn_status nn_safetensors_open(const char *path, struct nn_safetensors **out
 void nn_safetensors_close(struct nn_safetensors *st)
 {
     if (!st) return;
-    if (st->map) munmap(st->map, st->map_len);
+    nn_unmap_file(&st->file);
     nn_json_free(st->header);
     free(st->tensors);
     free(st->by_name);
