@@ -289,8 +289,7 @@ int cmd_finetune(int argc, char **argv)
     plan[1].recalibrate = plan[2].recalibrate = recal;
 
     double t_start = cli_now();
-    struct train_display disp;
-    train_display_init(&disp, quiet, NULL);
+    cli_log_setup(false);
     if (mkdir(run_dir, 0777) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", run_dir, strerror(errno));
     char *data = NULL;
     int rc = prepare_data(src, run_dir, base.threads, quiet, &data);

@@ -263,6 +263,7 @@ void train_display_done(struct train_display *d)
 {
     if (d->bar_drawn) fprintf(stderr, "\n");
     d->bar_drawn = false;
+    cli_log_setup(false); /* the log callback must not outlive d */
 }
 
 void train_print_result(const char *run_dir, const struct nn_train_result *r)

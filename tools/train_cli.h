@@ -30,7 +30,8 @@ struct train_display {
 };
 void train_display_init(struct train_display *d, bool quiet, const char *stage);
 void train_display_progress(void *user, const struct nn_train_progress *p);
-/* Ends a bar line that is still open. */
+/* Ends a bar line that is still open and gives the log back to the CLI's
+ * plain stderr logger. */
 void train_display_done(struct train_display *d);
 
 /* Prints a summary of a finished run to stdout. */

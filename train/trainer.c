@@ -744,6 +744,7 @@ enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn
     t.user = user;
     t.res = result;
     t.t0 = now_s();
+    const double call_t0 = t.t0;
     enum nn_status st = setup(&t, opt);
     if (st == NN_OK) {
         result->cached = t.cached;
@@ -776,7 +777,7 @@ enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn
     }
     result->steps = t.step;
     result->last_loss = t.last_loss;
-    result->seconds = now_s() - t.t0;
+    result->seconds = now_s() - call_t0;
     trainer_free(&t);
     return st;
 }

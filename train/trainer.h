@@ -96,7 +96,7 @@ struct nn_train_result {
     long steps;             /* global step reached */
     long total_steps;
     double last_loss;       /* mean loss of the last logged interval */
-    double seconds;         /* wall time of this call */
+    double seconds;         /* wall time of this call, caching and evaluation included */
     bool cached;            /* trained from the bottleneck cache */
     bool recalibrated;      /* batch norm statistics recomputed at the end */
     bool evaluated;         /* top1/top5 hold the final validation result */
