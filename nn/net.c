@@ -1,5 +1,6 @@
 #include "nn/net.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -8,9 +9,9 @@
 #include "nn/plan.h"
 #include "ops/activation.h"
 #include "ops/batchnorm.h"
-#include "ops/bias.h"
 #include "ops/concat.h"
 #include "ops/dense.h"
+#include "ops/gemm.h"
 
 float *nn_net_tensor(const struct nn_net *net, int t) { return (float *)(net->arena + net->act[t]); }
 static float *grad_of(const struct nn_net *net, int t) { return (float *)(net->arena + net->grad[t]); }
@@ -61,6 +62,53 @@ static void analyse(struct nn_net *net)
     }
 }
 
+/* Inference only: a conv whose output feeds nothing but a concatenation
+ * writes straight into its channel slice of the concatenation's output
+ * (the GEMM's row stride), so the copy disappears. The concatenation's
+ * buffer then lives from the first such conv on. */
+static void plan_in_place_concats(struct nn_net *net, struct nn_plan_buf *act)
+{
+    const struct nn_graph *g = &net->g;
+    int *uses = calloc((size_t)g->ntensors, sizeof(int));
+    if (!uses) return; /* an optimisation only */
+    for (int i = 0; i < g->nnodes; i++)
+        for (int k = 0; k < g->nodes[i].ninputs; k++) uses[g->nodes[i].inputs[k]]++;
+    int keep[] = {g->logits, g->aux_logits, g->pre_logits, g->aux_input};
+    for (int i = 0; i < g->nnodes; i++) {
+        const struct nn_node *n = &g->nodes[i];
+        if (n->kind != NN_NODE_CONCAT) continue;
+        for (int k = 0; k < n->ninputs; k++) {
+            int t = n->inputs[k], p = g->tensors[t].producer;
+            bool kept = false;
+            for (int q = 0; q < 4; q++) kept |= keep[q] == t;
+            if (p < 0 || g->nodes[p].kind != NN_NODE_CONV || uses[t] != 1 || kept) continue;
+            net->in_place[t] = true;
+            act[t].bytes = 0;
+            if (act[n->output].first > act[t].first) act[n->output].first = act[t].first;
+        }
+    }
+    free(uses);
+}
+
+/* Points every in-place conv output at its slice of the concatenation. */
+static void resolve_in_place(struct nn_net *net)
+{
+    const struct nn_graph *g = &net->g;
+    for (int i = 0; i < g->nnodes; i++) {
+        const struct nn_node *n = &g->nodes[i];
+        if (n->kind != NN_NODE_CONCAT) continue;
+        size_t c0 = 0;
+        for (int k = 0; k < n->ninputs; k++) {
+            int t = n->inputs[k];
+            if (net->in_place[t]) {
+                net->act[t] = net->act[n->output] + c0 * sizeof(float);
+                net->ld[t] = g->tensors[n->output].c;
+            }
+            c0 += (size_t)g->tensors[t].c;
+        }
+    }
+}
+
 enum nn_status nn_net_init(struct nn_net *net, const struct nn_config *cfg, struct nn_params *params, int batch,
                            const bool *trainable)
 {
@@ -81,11 +129,14 @@ enum nn_status nn_net_init(struct nn_net *net, const struct nn_config *cfg, stru
     net->grad = calloc((size_t)NT, sizeof(size_t));
     net->z = calloc((size_t)T, sizeof(size_t));
     net->stats = calloc((size_t)T, sizeof(size_t));
+    net->ld = calloc((size_t)NT, sizeof(int));
+    net->in_place = calloc((size_t)NT, sizeof(bool));
+    net->affine_off = calloc((size_t)T, sizeof(size_t));
     /* buffers: act[NT], grad[NT], z[T], stats[T], dz, mask, probs, aux_probs */
     int nbufs = 2 * NT + 2 * T + 4;
     struct nn_plan_buf *bufs = calloc((size_t)nbufs, sizeof *bufs);
     if (!net->trainable || !net->bn_batch_stats || !net->needs_grad || !net->grad_ready || !net->act ||
-        !net->grad || !net->z || !net->stats || !bufs) {
+        !net->grad || !net->z || !net->stats || !net->ld || !net->in_place || !net->affine_off || !bufs) {
         free(bufs);
         nn_net_free(net);
         return nn_fail(NN_ERR_NOMEM, "out of memory building the network");
@@ -140,6 +191,7 @@ enum nn_status nn_net_init(struct nn_net *net, const struct nn_config *cfg, stru
             }
         }
     }
+    if (!net->training) plan_in_place_concats(net, act);
     int K = cfg->num_classes;
     if (net->training) {
         int logit_ts[] = {g->logits, g->aux_logits};
@@ -160,7 +212,9 @@ enum nn_status nn_net_init(struct nn_net *net, const struct nn_config *cfg, stru
         for (int t = 0; t < NT; t++) {
             net->act[t] = act[t].offset;
             net->grad[t] = grad[t].offset;
+            net->ld[t] = g->tensors[t].c;
         }
+        resolve_in_place(net);
         for (int i = 0; i < T; i++) {
             net->z[i] = z[i].offset;
             net->stats[i] = stats[i].offset;
@@ -173,6 +227,13 @@ enum nn_status nn_net_init(struct nn_net *net, const struct nn_config *cfg, stru
         net->arena = nn_alloc(total ? total : NN_ALIGN);
         net->scratch = nn_alloc((conv_scratch ? conv_scratch : 16) * sizeof(float));
         if (net->training) net->grads = nn_calloc(params->total * sizeof(float));
+        size_t affine = 0;
+        for (int i = 0; i < T; i++) {
+            net->affine_off[i] = affine;
+            if (g->nodes[i].kind == NN_NODE_CONV) affine += 2 * (size_t)g->nodes[i].conv.k;
+        }
+        if (!net->training && !(net->bn_affine = nn_alloc((affine ? affine : 1) * sizeof(float))))
+            st = nn_fail(NN_ERR_NOMEM, "out of memory");
         if (!net->arena || !net->scratch || (net->training && !net->grads))
             st = nn_fail(NN_ERR_NOMEM, "cannot allocate %.1f MB for the network's activations", total / 1e6);
     }
@@ -196,6 +257,10 @@ void nn_net_free(struct nn_net *net)
     free(net->grad);
     free(net->z);
     free(net->stats);
+    free(net->ld);
+    free(net->in_place);
+    free(net->affine_off);
+    nn_free(net->bn_affine);
     nn_free(net->arena);
     nn_free(net->scratch);
     nn_free(net->grads);
@@ -234,9 +299,23 @@ static void conv_node_forward(struct nn_net *net, int i, bool train_mode)
     s.n = net->n;
     long M = (long)s.n * s.oh * s.ow;
     float *x = nn_net_tensor(net, n->inputs[0]), *y = nn_net_tensor(net, n->output);
-    if (net->cfg.folded) {
-        nn_conv2d_forward(y, x, nn_param_data(p, n->w), &s, net->scratch);
-        nn_bias_relu_forward(y, nn_param_data(p, n->bias), M, s.k);
+    if (!net->training) {
+        /* batch norm (or a folded model's bias) and ReLU inside the GEMM */
+        struct nn_gemm_epilogue ep = {.relu = true};
+        if (net->cfg.folded) {
+            ep.shift = nn_param_data(p, n->bias);
+        } else {
+            float *scale = net->bn_affine + net->affine_off[i], *shift = scale + s.k;
+            const float *gamma = nn_param_data(p, n->gamma), *beta = nn_param_data(p, n->beta);
+            const float *mean = nn_param_data(p, n->mean), *var = nn_param_data(p, n->var);
+            for (int k = 0; k < s.k; k++) {
+                scale[k] = gamma[k] / sqrtf(var[k] + net->cfg.bn_eps);
+                shift[k] = beta[k] - mean[k] * scale[k];
+            }
+            ep.scale = scale;
+            ep.shift = shift;
+        }
+        nn_conv2d_forward_fused(y, net->ld[n->output], x, nn_param_data(p, n->w), &s, net->scratch, &ep);
         return;
     }
     const float *gamma = nn_param_data(p, n->gamma), *beta = nn_param_data(p, n->beta);
@@ -281,7 +360,7 @@ enum nn_status nn_net_forward(struct nn_net *net, const float *images, int n, bo
             const float *ins[NN_MAX_INPUTS];
             int channels[NN_MAX_INPUTS];
             for (int k = 0; k < node->ninputs; k++) {
-                ins[k] = nn_net_tensor(net, node->inputs[k]);
+                ins[k] = net->in_place[node->inputs[k]] ? NULL : nn_net_tensor(net, node->inputs[k]);
                 channels[k] = g->tensors[node->inputs[k]].c;
             }
             nn_concat_forward(y, ins, channels, node->ninputs, (long)n * in->h * in->w);

@@ -35,6 +35,11 @@ struct nn_net {
     size_t *grad;               /* per tensor: byte offset of its gradient (if needs_grad) */
     size_t *z, *stats;          /* per node: pre-batch-norm output, batch mean+invstd */
     size_t dz, mask, probs, aux_probs;
+    int *ld;                    /* per tensor: floats between rows (c, or the concat's c when aliased) */
+    bool *in_place;             /* per tensor: an inference conv output written straight into its
+                                   channel slice of the concatenation that consumes it */
+    float *bn_affine;           /* inference: per conv node, batch norm as scale[k] then shift[k] */
+    size_t *affine_off;         /* per node: offset into bn_affine */
     bool *grad_ready;           /* per tensor: its gradient buffer was zeroed in this backward */
     float *scratch;             /* conv im2col scratch */
     int n;                      /* images in the last forward (<= g.batch) */

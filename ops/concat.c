@@ -23,7 +23,7 @@ static void concat_fwd_range(void *ctx, long begin, long end)
         float *dst = j->out + m * j->total;
         for (int i = 0; i < j->count; i++) {
             long c = j->channels[i];
-            memcpy(dst, j->in[i] + m * c, (size_t)c * sizeof(float));
+            if (j->in[i]) memcpy(dst, j->in[i] + m * c, (size_t)c * sizeof(float));
             dst += c;
         }
     }

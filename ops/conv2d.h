@@ -51,6 +51,14 @@ long nn_conv2d_chunk_pixels(const struct nn_conv_shape *s);
 /* out = conv(in, w). `scratch` holds nn_conv2d_scratch_floats(s) floats. */
 void nn_conv2d_forward(float *out, const float *in, const float *w, const struct nn_conv_shape *s, float *scratch);
 
+/* Inference forward with the epilogue fused into the GEMM (batch norm
+ * reduced to a per-channel scale and shift, ReLU; ops/gemm.h), writing
+ * output rows with stride ldo >= K, so that a conv can write straight into
+ * its channel slice of a concatenation. */
+struct nn_gemm_epilogue;
+void nn_conv2d_forward_fused(float *out, int ldo, const float *in, const float *w, const struct nn_conv_shape *s,
+                             float *scratch, const struct nn_gemm_epilogue *ep);
+
 /* Accumulates gradients: dw += dL/dw (if dw != NULL), din += dL/din (if din != NULL). */
 void nn_conv2d_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
                         const struct nn_conv_shape *s, float *scratch);

@@ -145,6 +145,7 @@ struct gemm_job {
     const float *A, *B;
     int lda, ldb, ldc;
     float *C;
+    const struct nn_gemm_epilogue *ep; /* applied to each tile after its last depth block */
     bool small_m;   /* few rows: loop over B panels outside (cols_outer) */
     bool split_n;   /* parallel tasks are column panels, not row panels */
 };
@@ -161,6 +162,21 @@ static int column_block(const struct gemm_job *j, int cols)
     return ((cols + nblocks - 1) / nblocks + nr - 1) / nr * nr;
 }
 
+/* The epilogue on rows [0, m) and columns [j0, j0 + n) of C (c points at
+ * column j0 of the first row). */
+static void epilogue(const struct nn_gemm_epilogue *ep, float *c, ptrdiff_t ldc, int m, int n, int j0)
+{
+    const float *scale = ep->scale ? ep->scale + j0 : NULL, *shift = ep->shift ? ep->shift + j0 : NULL;
+    for (int i = 0; i < m; i++, c += ldc) {
+        if (scale)
+            for (int j = 0; j < n; j++) c[j] *= scale[j];
+        if (shift)
+            for (int j = 0; j < n; j++) c[j] += shift[j];
+        if (ep->relu)
+            for (int j = 0; j < n; j++) c[j] = c[j] > 0.0f ? c[j] : 0.0f;
+    }
+}
+
 /* When the packing buffers cannot be had, this rectangle goes to OpenBLAS. */
 static void block_fallback(const struct gemm_job *j, int m0, int m1, int n0, int n1)
 {
@@ -171,6 +187,7 @@ static void block_fallback(const struct gemm_job *j, int m0, int m1, int n0, int
     cblas_sgemm(CblasRowMajor, j->trans_a ? CblasTrans : CblasNoTrans, j->trans_b ? CblasTrans : CblasNoTrans,
                 m1 - m0, n1 - n0, j->K, j->alpha, a, j->lda, b, j->ldb, j->beta, j->C + (ptrdiff_t)m0 * j->ldc + n0,
                 j->ldc);
+    if (j->ep) epilogue(j->ep, j->C + (ptrdiff_t)m0 * j->ldc + n0, j->ldc, m1 - m0, n1 - n0, n0);
 }
 
 /* Large M. For each column block and depth block, B is packed once (the
@@ -193,9 +210,11 @@ static void rows_outer(const struct gemm_job *j, struct scratch *s, int m0, int 
                 const int m = imin(mr, m1 - ir);
                 kn->pack_a(m, kc, j->A + ir * a_rs + pc * a_cs, a_rs, a_cs, s->a);
                 float *c = j->C + (ptrdiff_t)ir * j->ldc + jc;
-                for (int jr = 0; jr < nc; jr += nr)
+                for (int jr = 0; jr < nc; jr += nr) {
                     kn->kernel(m, imin(nr, nc - jr), kc, s->a, s->b + (ptrdiff_t)(jr / nr) * kc * nr, nr, c + jr,
                                j->ldc, j->alpha, beta);
+                    if (j->ep && pc + kc == j->K) epilogue(j->ep, c + jr, j->ldc, m, imin(nr, nc - jr), jc + jr);
+                }
             }
         }
     }
@@ -239,9 +258,12 @@ static void cols_outer(const struct gemm_job *j, struct scratch *s, int m0, int 
                     __builtin_prefetch(next + p * b_rs + last);
                 }
             }
-            for (int ir = m0; ir < m1; ir += mr)
-                kn->kernel(imin(mr, m1 - ir), n, kc, s->a + (ir - m0) / mr * a_panel, bp, step,
-                           j->C + (ptrdiff_t)ir * j->ldc + jr, j->ldc, j->alpha, beta);
+            for (int ir = m0; ir < m1; ir += mr) {
+                float *c = j->C + (ptrdiff_t)ir * j->ldc + jr;
+                kn->kernel(imin(mr, m1 - ir), n, kc, s->a + (ir - m0) / mr * a_panel, bp, step, c, j->ldc, j->alpha,
+                           beta);
+                if (j->ep && pc + kc == j->K) epilogue(j->ep, c, j->ldc, imin(mr, m1 - ir), n, jr);
+            }
         }
     }
 }
@@ -304,20 +326,25 @@ static void scale_c(int M, int N, float beta, float *C, int ldc)
 void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc)
 {
+    nn_gemm_ex(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+void nn_gemm_ex(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc, const struct nn_gemm_epilogue *ep)
+{
     if (M <= 0 || N <= 0) return;
-    if (use_openblas()) {
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N,
-                    K > 0 ? K : 0, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    if (K <= 0 || alpha == 0.0f) {
-        scale_c(M, N, beta, C, ldc);
+    if (use_openblas() || K <= 0 || alpha == 0.0f) {
+        if (use_openblas())
+            cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M,
+                        N, K > 0 ? K : 0, alpha, A, lda, B, ldb, beta, C, ldc);
+        else scale_c(M, N, beta, C, ldc);
+        if (ep) epilogue(ep, C, ldc, M, N, 0);
         return;
     }
     const struct nn_gemm_kernels *kn = kernels_for(nn_gemm_level());
     struct gemm_job job = {
         .kern = kn, .trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K,
-        .alpha = alpha, .beta = beta, .A = A, .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .C = C,
+        .alpha = alpha, .beta = beta, .A = A, .B = B, .lda = lda, .ldb = ldb, .ldc = ldc, .C = C, .ep = ep,
     };
     /* Equal depth blocks of at most kc: a short last block would pay the
      * C tile's load and store for little work. */

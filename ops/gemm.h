@@ -18,6 +18,20 @@
 void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc);
 
+/* A per-column affine map and ReLU applied to C once the product is
+ * complete, while each tile is still in cache:
+ *   C[i][j] = max(C[i][j] * scale[j] + shift[j], 0)   (ReLU only if relu)
+ * scale or shift may be NULL (1 and 0). This is a conv's inference batch
+ * norm and ReLU at no extra pass over memory. */
+struct nn_gemm_epilogue {
+    const float *scale, *shift;
+    bool relu;
+};
+
+/* nn_gemm followed by the epilogue (NULL: none). */
+void nn_gemm_ex(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc, const struct nn_gemm_epilogue *ep);
+
 /* Frees the calling thread's packing buffers (they are kept between calls;
  * the pool's workers free theirs when they exit). Call before a thread that
  * used nn_gemm ends, or at shutdown, to leave nothing for leak checkers. */

@@ -1,0 +1,122 @@
+/* The inference fast path: the GEMM epilogue (batch norm as a per-channel
+ * scale and shift, ReLU) and the fused convolution that writes into a
+ * channel slice of a wider tensor, both against the unfused ops. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "base/threads.h"
+#include "ops/batchnorm.h"
+#include "ops/conv2d.h"
+#include "ops/gemm.h"
+#include "tests/testutil.h"
+
+static void apply(float *c, int M, int N, int ldc, const float *scale, const float *shift, bool relu)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float v = c[(size_t)i * ldc + j];
+            if (scale) v *= scale[j];
+            if (shift) v += shift[j];
+            if (relu && v < 0) v = 0;
+            c[(size_t)i * ldc + j] = v;
+        }
+}
+
+START_TEST(gemm_epilogue_matches_separate_pass)
+{
+    /* small M (column-outer order), large M (row-outer), several depth blocks */
+    const int shapes[][3] = {{1, 37, 20}, {13, 70, 300}, {64, 33, 1100}, {150, 129, 77}, {301, 48, 1300}};
+    for (int threads = 1; threads <= 2; threads++) {
+        nn_threads_set(threads);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 5;
+            float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
+            float *c1 = malloc(sizeof(float) * M * ldc), *c2 = malloc(sizeof(float) * M * ldc);
+            float *scale = malloc(sizeof(float) * N), *shift = malloc(sizeof(float) * N);
+            fill_uniform(a, (size_t)M * K, -1, 1, 1 + s);
+            fill_uniform(b, (size_t)K * N, -1, 1, 2 + s);
+            fill_uniform(scale, N, 0.2f, 2, 3 + s);
+            fill_uniform(shift, N, -1, 1, 4 + s);
+            for (int variant = 0; variant < 3; variant++) {
+                struct nn_gemm_epilogue ep = {variant != 1 ? scale : NULL, variant != 2 ? shift : NULL, variant != 2};
+                for (int i = 0; i < M * ldc; i++) c1[i] = c2[i] = 7.0f; /* the padding columns must survive */
+                nn_gemm(false, false, M, N, K, 1.0f, a, K, b, N, 0.0f, c1, ldc);
+                apply(c1, M, N, ldc, ep.scale, ep.shift, ep.relu);
+                nn_gemm_ex(false, false, M, N, K, 1.0f, a, K, b, N, 0.0f, c2, ldc, &ep);
+                double d = max_abs_diff(c1, c2, (size_t)M * ldc);
+                ck_assert_msg(d <= 1e-5 * sqrt(K), "%dx%dx%d variant %d threads %d: %g", M, N, K, variant, threads, d);
+                for (int i = 0; i < M; i++)
+                    for (int j = N; j < ldc; j++) ck_assert_float_eq(c2[(size_t)i * ldc + j], 7.0f);
+            }
+            free(a);
+            free(b);
+            free(c1);
+            free(c2);
+            free(scale);
+            free(shift);
+        }
+    }
+    nn_threads_set(0);
+}
+END_TEST
+
+START_TEST(fused_conv_writes_its_slice)
+{
+    /* 1x1 (one GEMM), 3x3 SAME, 1x7 and stride-2 VALID */
+    const int shapes[][7] = {{2, 9, 7, 16, 24, 1, 1}, {1, 12, 12, 8, 20, 3, 3}, {3, 5, 11, 6, 10, 1, 7}, {2, 11, 9, 5, 12, 3, 2}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int *d = shapes[t];
+        int stride = d[5] == 3 && d[6] == 2 ? 2 : 1, kw = d[6] == 2 ? 3 : d[6];
+        struct nn_conv_shape s;
+        ck_assert_int_eq(nn_conv_shape_init(&s, d[0], d[1], d[2], d[3], d[4], d[5], kw, stride,
+                                            stride == 2 ? NN_PAD_VALID : NN_PAD_SAME),
+                         NN_OK);
+        size_t in_n = (size_t)s.n * s.h * s.w * s.c, w_n = (size_t)s.kh * s.kw * s.c * s.k;
+        long M = (long)s.n * s.oh * s.ow;
+        int ldo = s.k + 9, off = 4;
+        float *in = nn_alloc(in_n * 4), *w = nn_alloc(w_n * 4), *ref = nn_alloc((size_t)M * s.k * 4);
+        float *wide = nn_alloc((size_t)M * ldo * 4), *scratch = nn_alloc((nn_conv2d_scratch_floats(&s) + 1) * 4);
+        float gamma[32], beta[32], mean[32], var[32], scale[32], shift[32];
+        fill_uniform(in, in_n, -1, 1, 10 + t);
+        fill_uniform(w, w_n, -0.5f, 0.5f, 20 + t);
+        fill_uniform(gamma, s.k, 0.5f, 1.5f, 30 + t);
+        fill_uniform(beta, s.k, -0.5f, 0.5f, 40 + t);
+        fill_uniform(mean, s.k, -0.3f, 0.3f, 50 + t);
+        fill_uniform(var, s.k, 0.5f, 2, 60 + t);
+        for (int k = 0; k < s.k; k++) {
+            scale[k] = gamma[k] / sqrtf(var[k] + 1e-3f);
+            shift[k] = beta[k] - mean[k] * scale[k];
+        }
+        nn_conv2d_forward(ref, in, w, &s, scratch);
+        nn_batchnorm_forward_infer(ref, ref, gamma, beta, mean, var, M, s.k, 1e-3f, true);
+        for (size_t i = 0; i < (size_t)M * ldo; i++) wide[i] = -5.0f;
+        struct nn_gemm_epilogue ep = {scale, shift, true};
+        nn_conv2d_forward_fused(wide + off, ldo, in, w, &s, scratch, &ep);
+        for (long m = 0; m < M; m++) {
+            for (int c = 0; c < ldo; c++) {
+                float v = wide[m * ldo + c];
+                if (c < off || c >= off + s.k) ck_assert_float_eq(v, -5.0f);
+                else ck_assert_msg(fabsf(v - ref[m * s.k + c - off]) <= 1e-4f, "shape %zu row %ld ch %d", t, m, c);
+            }
+        }
+        nn_free(in);
+        nn_free(w);
+        nn_free(ref);
+        nn_free(wide);
+        nn_free(scratch);
+    }
+}
+END_TEST
+
+Suite *suite_fused(void)
+{
+    Suite *s = suite_create("fused");
+    TCase *tc = tcase_create("fused");
+    tcase_add_test(tc, gemm_epilogue_matches_separate_pass);
+    tcase_add_test(tc, fused_conv_writes_its_slice);
+    suite_add_tcase(s, tc);
+    return s;
+}
