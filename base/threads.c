@@ -11,6 +11,19 @@
 
 #define MAX_THREADS 256
 
+/* Between the many short jobs of one forward pass (a GEMM takes about a
+ * millisecond) workers and the caller spin briefly before sleeping: waking a
+ * sleeping thread costs tens of microseconds, and on a busy machine it may
+ * wait for another program's time slice. About 50 microseconds of spinning. */
+#define SPIN_ROUNDS 20000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 struct pool {
     pthread_mutex_t lock;
     pthread_cond_t work_ready;
@@ -18,9 +31,9 @@ struct pool {
     pthread_t tids[MAX_THREADS];
     int nworkers;      /* threads besides the caller */
     int nthreads;      /* nworkers + 1 */
-    unsigned long generation;
-    int pending;       /* workers still running the current job */
-    int stopping;
+    atomic_ulong generation;  /* bumped (under lock) when a job is posted */
+    atomic_int pending;       /* workers still running the current job */
+    atomic_int stopping;
     unsigned long spawn_generation; /* generation when the current workers were started */
     /* the current job */
     nn_range_fn fn;
@@ -51,28 +64,35 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&pool.lock);
     /* A new worker must not take a job that ended before it was started. */
     unsigned long seen = pool.spawn_generation;
-    for (;;) {
-        while (pool.generation == seen && !pool.stopping) pthread_cond_wait(&pool.work_ready, &pool.lock);
-        if (pool.stopping) break;
-        seen = pool.generation;
-        pthread_mutex_unlock(&pool.lock);
-        run_chunk(id);
-        pthread_mutex_lock(&pool.lock);
-        if (--pool.pending == 0) pthread_cond_signal(&pool.work_done);
-    }
     pthread_mutex_unlock(&pool.lock);
+    for (;;) {
+        for (int s = 0; s < SPIN_ROUNDS && atomic_load(&pool.generation) == seen && !atomic_load(&pool.stopping); s++)
+            cpu_relax();
+        pthread_mutex_lock(&pool.lock);
+        while (atomic_load(&pool.generation) == seen && !atomic_load(&pool.stopping))
+            pthread_cond_wait(&pool.work_ready, &pool.lock);
+        pthread_mutex_unlock(&pool.lock);
+        if (atomic_load(&pool.stopping)) break;
+        seen = atomic_load(&pool.generation);
+        run_chunk(id);
+        if (atomic_fetch_sub(&pool.pending, 1) == 1) {
+            pthread_mutex_lock(&pool.lock);
+            pthread_cond_signal(&pool.work_done);
+            pthread_mutex_unlock(&pool.lock);
+        }
+    }
     return NULL;
 }
 
 static void stop_workers(void)
 {
     pthread_mutex_lock(&pool.lock);
-    pool.stopping = 1;
+    atomic_store(&pool.stopping, 1);
     pthread_cond_broadcast(&pool.work_ready);
     pthread_mutex_unlock(&pool.lock);
     for (int i = 0; i < pool.nworkers; i++) pthread_join(pool.tids[i], NULL);
     pool.nworkers = 0;
-    pool.stopping = 0;
+    atomic_store(&pool.stopping, 0);
 }
 
 static int default_threads(void)
@@ -92,7 +112,7 @@ enum nn_status nn_threads_set(int n)
     stop_workers();
     enum nn_status st = NN_OK;
     pool.nthreads = 1;
-    pool.spawn_generation = pool.generation;
+    pool.spawn_generation = atomic_load(&pool.generation);
     for (int i = 1; i < n; i++) {
         if (pthread_create(&pool.tids[i - 1], NULL, worker_main, (void *)(size_t)i) != 0) {
             st = nn_fail(NN_ERR_NOMEM, "cannot start thread %d of %d", i + 1, n);
@@ -130,13 +150,14 @@ void nn_parallel_for(long n, long grain, nn_range_fn fn, void *ctx)
     pool.ctx = ctx;
     pool.n = n;
     pool.chunk = (n + chunks - 1) / chunks;
-    pool.pending = pool.nworkers;
-    pool.generation++;
+    atomic_store(&pool.pending, pool.nworkers);
+    atomic_fetch_add(&pool.generation, 1);
     pthread_cond_broadcast(&pool.work_ready);
     pthread_mutex_unlock(&pool.lock);
     run_chunk(0);
+    for (int s = 0; s < SPIN_ROUNDS && atomic_load(&pool.pending) > 0; s++) cpu_relax();
     pthread_mutex_lock(&pool.lock);
-    while (pool.pending > 0) pthread_cond_wait(&pool.work_done, &pool.lock);
+    while (atomic_load(&pool.pending) > 0) pthread_cond_wait(&pool.work_done, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
     atomic_flag_clear(&pool_busy);
 }
