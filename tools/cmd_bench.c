@@ -17,15 +17,20 @@
 #include "ops/gemm.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
+#include "train/heads.h"
 #include "train/optimizer.h"
 
 static const char usage[] =
     "usage: nn bench infer [--batch B] [--size S] [--threads T] [--runs N] [--profile]\n"
     "       nn bench train [--batch B] [--size S] [--threads T] [--runs N] [--trainable-scopes P,...]\n"
     "                      [--profile]\n"
+    "       nn bench heads [--batch B] [--size S] [--threads T] [--runs N] [--trainable-scopes P,...]\n"
     "  Random weights and inputs; one warm-up, then the median of N runs (default 5).\n"
     "  train: one full step (forward, backward, RMSProp update), all layers unless\n"
-    "  --trainable-scopes limits them.\n";
+    "  --trainable-scopes limits them.\n"
+    "  heads: stage-1 training with the bottleneck cache (default scopes fc,AuxLogits): the\n"
+    "  first epoch's cost per image (the frozen trunk's forward that fills the cache, plus\n"
+    "  the head step) and every later epoch's (the head step from the cache).\n";
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -84,7 +89,7 @@ static bool in_scopes(const char *name, char **scopes, int nscopes)
 /* Per-layer and per-kind profile, sorted by time. */
 struct prof_row {
     char name[96];
-    double seconds;
+    double seconds, fwd;
 };
 
 static int by_time_desc(const void *a, const void *b)
@@ -124,30 +129,99 @@ static void print_profile(const struct nn_net *net, int runs)
         total += s;
         snprintf(rows[i].name, sizeof rows[i].name, "%s", net->g.nodes[i].name);
         rows[i].seconds = s;
+        rows[i].fwd = net->prof_fwd[i] / runs;
         char kind[64];
         node_kind(&net->g.nodes[i], kind, sizeof kind);
         int k = 0;
         while (k < nkinds && strcmp(kinds[k].name, kind)) k++;
         if (k == nkinds) snprintf(kinds[nkinds++].name, sizeof kinds[0].name, "%s", kind);
         kinds[k].seconds += s;
+        kinds[k].fwd += net->prof_fwd[i] / runs;
     }
     qsort(rows, (size_t)T, sizeof *rows, by_time_desc);
     qsort(kinds, (size_t)nkinds, sizeof *kinds, by_time_desc);
-    printf("profile by op kind (ms per batch, forward + backward):\n");
+    printf("profile by op kind (ms per batch: total, forward, backward; share of the total):\n");
     for (int k = 0; k < nkinds; k++)
-        printf("  %-20s %9.2f  %5.1f%%\n", kinds[k].name, kinds[k].seconds * 1e3, 100 * kinds[k].seconds / total);
+        printf("  %-20s %9.2f %9.2f %9.2f  %5.1f%%\n", kinds[k].name, kinds[k].seconds * 1e3, kinds[k].fwd * 1e3,
+               (kinds[k].seconds - kinds[k].fwd) * 1e3, 100 * kinds[k].seconds / total);
     printf("slowest layers:\n");
     for (int i = 0; i < T && i < 25; i++)
-        printf("  %-40s %9.2f  %5.1f%%\n", rows[i].name, rows[i].seconds * 1e3, 100 * rows[i].seconds / total);
+        printf("  %-40s %9.2f %9.2f %9.2f  %5.1f%%\n", rows[i].name, rows[i].seconds * 1e3, rows[i].fwd * 1e3,
+               (rows[i].seconds - rows[i].fwd) * 1e3, 100 * rows[i].seconds / total);
     free(rows);
     free(kinds);
 }
 
+static int bench_heads(struct nn_model *m, const struct nn_config *cfg, const bool *trainable, int batch, int runs,
+                       const float *images, const int32_t *labels, int threads)
+{
+    struct nn_net net;
+    struct nn_heads heads;
+    struct nn_optimizer opt = {0};
+    struct nn_optimizer_options oo;
+    nn_optimizer_options_default(&oo);
+    if (nn_net_init(&net, cfg, &m->params, batch, NULL) != NN_OK) return cli_fail();
+    if (nn_heads_init(&heads, cfg, &m->params, batch, trainable) != NN_OK ||
+        nn_optimizer_init(&opt, &oo, &m->params, trainable) != NN_OK) {
+        nn_net_free(&net);
+        nn_heads_free(&heads);
+        return cli_fail();
+    }
+    float *pre = nn_alloc((size_t)batch * heads.features * sizeof(float));
+    float *aux = heads.aux_floats ? nn_alloc((size_t)batch * heads.aux_floats * sizeof(float)) : NULL;
+    double *fill = malloc((size_t)runs * sizeof *fill), *step = malloc((size_t)runs * sizeof *step);
+    int rc = 1;
+    if (!pre || (heads.aux_floats && !aux) || !fill || !step) {
+        cli_error("out of memory");
+        goto out;
+    }
+    for (int r = -1; r < runs; r++) {
+        /* first epoch: the trunk fills the cache */
+        double t0 = cli_now();
+        if (nn_net_forward(&net, images, batch, false, false) != NN_OK) goto fail;
+        memcpy(pre, nn_net_pre_logits(&net), (size_t)batch * heads.features * sizeof(float));
+        if (aux) nn_heads_pool_aux(&heads, nn_net_aux_input(&net), batch, aux);
+        double t1 = cli_now();
+        /* every epoch: one head step from the cache */
+        double loss;
+        nn_heads_zero_grads(&heads);
+        if (nn_heads_forward(&heads, pre, aux, batch, true, true) != NN_OK) goto fail;
+        if (nn_heads_backward(&heads, labels, 0.0f, 0.4f, &loss) != NN_OK) goto fail;
+        nn_optimizer_step(&opt, &m->params, heads.grads, 0.01f);
+        double t2 = cli_now();
+        if (r >= 0) {
+            fill[r] = t1 - t0;
+            step[r] = t2 - t1;
+        }
+    }
+    double step_ms = median(step, runs) * 1e3 / batch, first_ms = median(fill, runs) * 1e3 / batch + step_ms;
+    printf("nn heads: batch %d, size %d, %d threads; trainable: the heads only, trunk cached\n", batch,
+           cfg->image_size, threads);
+    printf("  median of %d: first epoch %.2f ms per image (trunk forward + head step), later epochs %.3f ms per "
+           "image (head step)\n",
+           runs, first_ms, step_ms);
+    printf("nn heads batch=%d size=%d threads=%d ms_per_image_first_epoch=%.3f ms_per_image=%.4f peak_rss_mib=%.0f\n",
+           batch, cfg->image_size, threads, first_ms, step_ms, peak_rss_mib());
+    rc = 0;
+    goto out;
+fail:
+    rc = cli_fail();
+out:
+    nn_free(pre);
+    nn_free(aux);
+    free(fill);
+    free(step);
+    nn_optimizer_free(&opt);
+    nn_heads_free(&heads);
+    nn_net_free(&net);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "infer") && strcmp(argv[1], "train")))
+    if (argc < 2 || (strcmp(argv[1], "infer") && strcmp(argv[1], "train") && strcmp(argv[1], "heads")))
         return argc >= 2 && !strcmp(argv[1], "--help") ? (printf("%s", usage), 0) : cli_usage(usage, NULL);
-    bool train = !strcmp(argv[1], "train"), profile = false;
+    bool heads = !strcmp(argv[1], "heads"), train = heads || !strcmp(argv[1], "train"), profile = false;
     int batch = train ? 32 : 1, size = 299, threads = 0, runs = 5;
     const char *scopes_arg = NULL;
     for (int i = 2; i < argc; i++) {
@@ -166,7 +240,8 @@ int cmd_bench(int argc, char **argv)
         else return cli_usage(usage, "unknown argument %s", argv[i]);
         if (!v) return cli_usage(usage, "%s needs a value", argv[i]);
     }
-    if (!train && scopes_arg) return cli_usage(usage, "--trainable-scopes is for train");
+    if (!train && scopes_arg) return cli_usage(usage, "--trainable-scopes is for train and heads");
+    if (heads && !scopes_arg) scopes_arg = "fc,AuxLogits";
     cli_log_setup(false);
     nn_threads_set(threads);
     threads = nn_threads_get();
@@ -196,6 +271,10 @@ int cmd_bench(int argc, char **argv)
         for (int i = 0; i < m->params.count; i++) trainable[i] = in_scopes(m->params.items[i].name, scopes, nscopes);
         struct nn_optimizer_options oo;
         nn_optimizer_options_default(&oo);
+        if (heads) {
+            rc = bench_heads(m, &cfg, trainable, batch, runs, images, labels, threads);
+            goto out;
+        }
         if (nn_optimizer_init(&opt, &oo, &m->params, trainable) != NN_OK) goto fail;
     }
     if (nn_net_init(&net, &cfg, &m->params, batch, trainable) != NN_OK) goto fail;
