@@ -428,14 +428,13 @@ static void conv_node_backward(struct nn_net *net, int i)
     const float *dy = grad_of(net, n->output), *y = nn_net_tensor(net, n->output);
     const float *gamma = nn_param_data(p, n->gamma);
     float *dz = at(net, net->dz);
-    memset(dz, 0, (size_t)M * s.k * sizeof(float));
     if (net->bn_batch_stats[i]) {
         const float *stats = at(net, net->stats[i]);
         float *dgamma = net->grads + p->items[n->gamma].offset, *dbeta = net->grads + p->items[n->beta].offset;
-        nn_batchnorm_backward(dz, dgamma, dbeta, dy, at(net, net->z[i]), y, stats, stats + s.k, gamma, M, s.k,
+        nn_batchnorm_backward_set(dz, dgamma, dbeta, dy, at(net, net->z[i]), y, stats, stats + s.k, gamma, M, s.k,
                               net->cfg.bn_eps, true);
     } else {
-        nn_batchnorm_backward_infer(dz, NULL, NULL, dy, NULL, y, gamma, nn_param_data(p, n->mean),
+        nn_batchnorm_backward_infer_set(dz, NULL, NULL, dy, NULL, y, gamma, nn_param_data(p, n->mean),
                                     nn_param_data(p, n->var), M, s.k, net->cfg.bn_eps, true);
     }
     float *dx = net->needs_grad[in] ? grad_for_write(net, in) : NULL;

@@ -45,6 +45,7 @@ struct bn_job {
     int C, blocks;
     float eps, decay;
     bool relu;
+    bool overwrite;  /* backward: dx = gradient instead of dx += gradient */
     double *partial; /* [blocks][nsums][C] */
     double *coef;    /* [ncoef][C] per-channel factors for the elementwise pass */
 };
@@ -156,7 +157,8 @@ static void bwd_apply(const struct bn_job *j, long m0, long m1, int c0, int c1, 
         float *dxr = j->dx + m * C + c0;
         for (int i = 0; i < n; i++) {
             double g = relu && !(yr[i] > 0.0f) ? 0.0 : (double)dyr[i];
-            dxr[i] += (float)(a[i] * g + b[i] * ((double)xr[i] - mean[i]) + cc[i]);
+            float v = (float)(a[i] * g + b[i] * ((double)xr[i] - mean[i]) + cc[i]);
+            dxr[i] = j->overwrite ? v : dxr[i] + v;
         }
     }
 }
@@ -315,14 +317,30 @@ void nn_batchnorm_forward_train(float *y, float *mean, float *invstd, const floa
     run(&fwd_op, &j);
 }
 
+static void train_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *y,
+                           const float *mean, const float *gamma, long M, int C, float eps, bool relu, bool overwrite)
+{
+    if (M <= 0 || C <= 0) return;
+    struct bn_job j = {.dx = dx, .dgamma = dgamma, .dbeta = dbeta, .dy = dy, .x = x, .yin = relu ? y : x,
+                       .mean_in = mean, .gamma = gamma, .M = M, .C = C, .eps = eps, .relu = relu,
+                       .overwrite = overwrite};
+    run(dx ? &bwd_op : &bwd_op_no_dx, &j);
+}
+
 void nn_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *y,
                            const float *mean, const float *invstd, const float *gamma, long M, int C, float eps,
                            bool relu)
 {
-    if (M <= 0 || C <= 0) return;
-    struct bn_job j = {.dx = dx, .dgamma = dgamma, .dbeta = dbeta, .dy = dy, .x = x, .yin = relu ? y : x,
-                       .mean_in = mean, .gamma = gamma, .M = M, .C = C, .eps = eps, .relu = relu};
-    run(dx ? &bwd_op : &bwd_op_no_dx, &j);
+    (void)invstd;
+    train_backward(dx, dgamma, dbeta, dy, x, y, mean, gamma, M, C, eps, relu, false);
+}
+
+void nn_batchnorm_backward_set(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                               const float *y, const float *mean, const float *invstd, const float *gamma, long M,
+                               int C, float eps, bool relu)
+{
+    (void)invstd;
+    train_backward(dx, dgamma, dbeta, dy, x, y, mean, gamma, M, C, eps, relu, true);
 }
 
 /* ---- inference mode: per-channel constants, so the elementwise parts need
@@ -380,20 +398,34 @@ static void infer_bwd_rows(void *ctx, long m0, long m1)
             float *dxr = j->dx + m * C + c0;
             for (int i = 0; i < n; i++) {
                 float g = relu && !(yr[i] > 0.0f) ? 0.0f : dyr[i];
-                dxr[i] += a[i] * g;
+                dxr[i] = j->overwrite ? a[i] * g : dxr[i] + a[i] * g;
             }
         }
     }
+}
+
+static void infer_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *y,
+                           const float *gamma, const float *running_mean, const float *running_var, long M, int C,
+                           float eps, bool relu, bool overwrite)
+{
+    if (M <= 0 || C <= 0) return;
+    struct bn_job j = {.dx = dx, .dgamma = dgamma, .dbeta = dbeta, .dy = dy, .x = x, .yin = relu ? y : x,
+                       .gamma = gamma, .rmean = running_mean, .rvar = running_var, .M = M, .C = C, .eps = eps,
+                       .relu = relu, .overwrite = overwrite};
+    if (dx) nn_parallel_for(M, row_grain(C), infer_bwd_rows, &j);
+    if (dgamma || dbeta) run(&infer_bwd_op, &j);
 }
 
 void nn_batchnorm_backward_infer(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                                  const float *y, const float *gamma, const float *running_mean,
                                  const float *running_var, long M, int C, float eps, bool relu)
 {
-    if (M <= 0 || C <= 0) return;
-    struct bn_job j = {.dx = dx, .dgamma = dgamma, .dbeta = dbeta, .dy = dy, .x = x, .yin = relu ? y : x,
-                       .gamma = gamma, .rmean = running_mean, .rvar = running_var, .M = M, .C = C, .eps = eps,
-                       .relu = relu};
-    if (dx) nn_parallel_for(M, row_grain(C), infer_bwd_rows, &j);
-    if (dgamma || dbeta) run(&infer_bwd_op, &j);
+    infer_backward(dx, dgamma, dbeta, dy, x, y, gamma, running_mean, running_var, M, C, eps, relu, false);
+}
+
+void nn_batchnorm_backward_infer_set(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                                     const float *y, const float *gamma, const float *running_mean,
+                                     const float *running_var, long M, int C, float eps, bool relu)
+{
+    infer_backward(dx, dgamma, dbeta, dy, x, y, gamma, running_mean, running_var, M, C, eps, relu, true);
 }

@@ -36,4 +36,14 @@ void nn_batchnorm_backward_infer(float *dx, float *dgamma, float *dbeta, const f
                                  const float *y, const float *gamma, const float *running_mean,
                                  const float *running_var, long M, int C, float eps, bool relu);
 
+/* As nn_batchnorm_backward and nn_batchnorm_backward_infer, but dx is
+ * written, not accumulated: a conv's pre-batch-norm gradient is a fresh
+ * buffer, and this saves zeroing it and reading it back. */
+void nn_batchnorm_backward_set(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                               const float *y, const float *mean, const float *invstd, const float *gamma, long M,
+                               int C, float eps, bool relu);
+void nn_batchnorm_backward_infer_set(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                                     const float *y, const float *gamma, const float *running_mean,
+                                     const float *running_var, long M, int C, float eps, bool relu);
+
 #endif

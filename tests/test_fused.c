@@ -111,12 +111,48 @@ START_TEST(fused_conv_writes_its_slice)
 }
 END_TEST
 
+START_TEST(batchnorm_backward_set_overwrites)
+{
+    /* M = 2 (the ill-conditioned aux-head case) and a larger M */
+    const long Ms[] = {2, 300};
+    for (int t = 0; t < 2; t++) {
+        long M = Ms[t];
+        int C = 19;
+        size_t n = (size_t)M * C;
+        float *x = malloc(n * 4), *y = malloc(n * 4), *dy = malloc(n * 4), *acc = calloc(n, 4), *set = malloc(n * 4);
+        float g[19], b[19], mean[19], inv[19], var[19], dg1[19] = {0}, db1[19] = {0}, dg2[19] = {0}, db2[19] = {0};
+        fill_uniform(x, n, -2, 3, 70 + t);
+        fill_uniform(dy, n, -1, 1, 80 + t);
+        fill_uniform(g, C, 0.5f, 1.5f, 90 + t);
+        fill_uniform(b, C, -0.3f, 0.3f, 91 + t);
+        fill_uniform(var, C, 0.5f, 2, 92 + t);
+        nn_batchnorm_forward_train(y, mean, inv, x, g, b, NULL, NULL, M, C, 1e-3f, 0.9f, true);
+        for (size_t i = 0; i < n; i++) set[i] = NAN; /* must not be read */
+        nn_batchnorm_backward(acc, dg1, db1, dy, x, y, mean, inv, g, M, C, 1e-3f, true);
+        nn_batchnorm_backward_set(set, dg2, db2, dy, x, y, mean, inv, g, M, C, 1e-3f, true);
+        ck_assert(memcmp(acc, set, n * 4) == 0);
+        ck_assert(memcmp(dg1, dg2, sizeof dg1) == 0 && memcmp(db1, db2, sizeof db1) == 0);
+        memset(acc, 0, n * 4);
+        for (size_t i = 0; i < n; i++) set[i] = NAN;
+        nn_batchnorm_backward_infer(acc, NULL, NULL, dy, x, y, g, mean, var, M, C, 1e-3f, true);
+        nn_batchnorm_backward_infer_set(set, NULL, NULL, dy, x, y, g, mean, var, M, C, 1e-3f, true);
+        ck_assert(memcmp(acc, set, n * 4) == 0);
+        free(x);
+        free(y);
+        free(dy);
+        free(acc);
+        free(set);
+    }
+}
+END_TEST
+
 Suite *suite_fused(void)
 {
     Suite *s = suite_create("fused");
     TCase *tc = tcase_create("fused");
     tcase_add_test(tc, gemm_epilogue_matches_separate_pass);
     tcase_add_test(tc, fused_conv_writes_its_slice);
+    tcase_add_test(tc, batchnorm_backward_set_overwrites);
     suite_add_tcase(s, tc);
     return s;
 }
