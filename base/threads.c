@@ -12,10 +12,12 @@
 #define MAX_THREADS 256
 
 /* Between the many short jobs of one forward pass (a GEMM takes about a
- * millisecond) workers and the caller spin briefly before sleeping: waking a
- * sleeping thread costs tens of microseconds, and on a busy machine it may
- * wait for another program's time slice. About 50 microseconds of spinning. */
-#define SPIN_ROUNDS 20000
+ * millisecond at batch 1) workers and the caller spin briefly before
+ * sleeping: waking a sleeping thread costs tens of microseconds. Measured
+ * at batch 1: 2000 rounds (some tens of microseconds; PAUSE is slow on AMD)
+ * gave 10% over no spinning, and 20000 rounds made training 25% slower on a
+ * loaded machine by taking the core from whoever else needed it. */
+#define SPIN_ROUNDS 2000
 
 static inline void cpu_relax(void)
 {
