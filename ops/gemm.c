@@ -329,6 +329,63 @@ void nn_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const
     nn_gemm_ex(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
+/* A small C over a very deep product (the weight gradient of a 1x1 conv:
+ * [C_in x C_out] summed over every pixel of the batch) has too few panels
+ * to keep two threads busy. Such products are cut along K into pieces whose
+ * number depends on K alone, computed in parallel into private partial
+ * results and summed in a fixed order: the result is the same for any thread
+ * count. */
+#define DEEP_MAX_OUTPUT (160 * 160)
+#define DEEP_MIN_K 16384
+#define DEEP_PIECE_K 8192
+#define DEEP_MAX_PIECES 16
+
+struct deep_job {
+    const struct gemm_job *base;
+    int pieces;
+    float *partial; /* pieces * M * N */
+};
+
+static void deep_task(void *ctx, long begin, long end)
+{
+    const struct deep_job *d = ctx;
+    const struct gemm_job *b = d->base;
+    for (long p = begin; p < end; p++) {
+        int k0 = (int)((long)b->K * p / d->pieces), k1 = (int)((long)b->K * (p + 1) / d->pieces);
+        struct gemm_job j = *b;
+        j.K = k1 - k0;
+        j.A = b->A + (b->trans_a ? (ptrdiff_t)k0 * b->lda : k0);
+        j.B = b->B + (b->trans_b ? k0 : (ptrdiff_t)k0 * b->ldb);
+        j.C = d->partial + (size_t)p * b->M * b->N;
+        j.ldc = b->N;
+        j.beta = 0.0f;
+        j.ep = NULL;
+        run_block(&j, 0, j.M, 0, j.N);
+    }
+}
+
+/* Returns false (nothing done) when the partial results cannot be allocated. */
+static bool deep_product(const struct gemm_job *job)
+{
+    int pieces = job->K / DEEP_PIECE_K;
+    if (pieces > DEEP_MAX_PIECES) pieces = DEEP_MAX_PIECES;
+    size_t mn = (size_t)job->M * job->N;
+    struct deep_job d = {job, pieces, nn_alloc((size_t)pieces * mn * sizeof(float))};
+    if (!d.partial) return false;
+    nn_parallel_for(pieces, 1, deep_task, &d);
+    for (int i = 0; i < job->M; i++) {
+        float *c = job->C + (ptrdiff_t)i * job->ldc;
+        for (int jj = 0; jj < job->N; jj++) {
+            float sum = 0.0f;
+            for (int p = 0; p < pieces; p++) sum += d.partial[(size_t)p * mn + (size_t)i * job->N + jj];
+            c[jj] = job->beta == 0.0f ? sum : job->beta * c[jj] + sum;
+        }
+    }
+    if (job->ep) epilogue(job->ep, job->C, job->ldc, job->M, job->N, 0);
+    nn_free(d.partial);
+    return true;
+}
+
 void nn_gemm_ex(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc, const struct nn_gemm_epilogue *ep)
 {
@@ -355,6 +412,7 @@ void nn_gemm_ex(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
     job.small_m = M <= SMALL_M_ROWS;
 
     int threads = nn_threads_get();
+    if ((long)M * N <= DEEP_MAX_OUTPUT && K >= DEEP_MIN_K && deep_product(&job)) return;
     if (threads < 2 || (double)M * N * K < (double)PARALLEL_MIN_MADDS || row_panels * col_panels < 2) {
         run_block(&job, 0, M, 0, N);
         return;
