@@ -146,6 +146,46 @@ START_TEST(batchnorm_backward_set_overwrites)
 }
 END_TEST
 
+START_TEST(deep_products_split_along_k)
+{
+    /* small outputs over a very deep K take the K-split path: check values
+     * and that 1 and 2 threads give identical bits */
+    const int M = 37, N = 70, K = 40000;
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
+    float *c1 = malloc(sizeof(float) * M * N), *c2 = malloc(sizeof(float) * M * N), *c0 = malloc(sizeof(float) * M * N);
+    fill_uniform(a, (size_t)M * K, -1, 1, 101);
+    fill_uniform(b, (size_t)K * N, -1, 1, 102);
+    fill_uniform(c0, (size_t)M * N, -1, 1, 103);
+    for (int ta = 0; ta < 2; ta++) {
+        const float beta = ta ? 0.5f : 0.0f;
+        nn_threads_set(1);
+        memcpy(c1, c0, sizeof(float) * M * N);
+        /* A is [K, M] when transposed (a weight gradient), [M, K] otherwise */
+        nn_gemm(ta, false, M, N, K, 1.0f, a, ta ? M : K, b, N, beta, c1, N);
+        nn_threads_set(2);
+        memcpy(c2, c0, sizeof(float) * M * N);
+        nn_gemm(ta, false, M, N, K, 1.0f, a, ta ? M : K, b, N, beta, c2, N);
+        ck_assert(memcmp(c1, c2, sizeof(float) * M * N) == 0);
+        for (int i = 0; i < M; i += 7)
+            for (int j = 0; j < N; j += 5) {
+                double ref = beta * c0[i * N + j], mag = 0;
+                for (int k = 0; k < K; k++) {
+                    double av = ta ? a[(size_t)k * M + i] : a[(size_t)i * K + k];
+                    ref += av * b[(size_t)k * N + j];
+                    mag += fabs(av * b[(size_t)k * N + j]);
+                }
+                ck_assert_msg(fabs(c1[i * N + j] - ref) <= 1e-5 * mag, "(%d,%d): %g vs %g", i, j, c1[i * N + j], ref);
+            }
+    }
+    nn_threads_set(0);
+    free(a);
+    free(b);
+    free(c0);
+    free(c1);
+    free(c2);
+}
+END_TEST
+
 Suite *suite_fused(void)
 {
     Suite *s = suite_create("fused");
@@ -153,6 +193,7 @@ Suite *suite_fused(void)
     tcase_add_test(tc, gemm_epilogue_matches_separate_pass);
     tcase_add_test(tc, fused_conv_writes_its_slice);
     tcase_add_test(tc, batchnorm_backward_set_overwrites);
+    tcase_add_test(tc, deep_products_split_along_k);
     suite_add_tcase(s, tc);
     return s;
 }
