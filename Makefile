@@ -90,7 +90,7 @@ $(BUILD)/nn_tests: $(TEST_OBJ) $(BUILD)/libnn.a $(BUILD)/bin/nn
 # NN_BIN lets CLI tests run the nn built alongside them.
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/nn_tests
-	NN_BIN=$(abspath $(BUILD)/bin/nn) $(BUILD)/nn_tests
+	NN_BIN=$(abspath $(BUILD)/bin/nn) NN_BUILD=$(BUILD) NN_SAN=$(SAN) $(BUILD)/nn_tests
 
 # nn against PyTorch side by side (RUNS=5 THREADS=2 by default; see tools/scripts/bench.sh).
 # Speed is measured here, never in tests.
@@ -118,6 +118,8 @@ install: all
 	install -m 644 $(BUILD)/libnn.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libnn.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 nn/nn.h $(DESTDIR)$(PREFIX)/include/nn/
+	install -d $(DESTDIR)$(PREFIX)/share/nn/examples
+	install -m 644 tools/examples/classify.c $(DESTDIR)$(PREFIX)/share/nn/examples/
 	install -m 644 base/status.h base/log.h $(DESTDIR)$(PREFIX)/include/nn/base/
 	install -m 755 $(BUILD)/bin/nn $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|' tools/nn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nn.pc

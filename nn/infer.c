@@ -27,6 +27,8 @@ enum nn_status nn_ctx_new(const struct nn_model *m, int max_batch, struct nn_ctx
     return NN_OK;
 }
 
+const struct nn_model *nn_ctx_model(const struct nn_ctx *ctx) { return ctx ? ctx->model : NULL; }
+
 void nn_ctx_free(struct nn_ctx *ctx)
 {
     if (!ctx) return;

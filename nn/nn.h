@@ -55,10 +55,42 @@ struct nn_ctx;
 enum nn_status nn_ctx_new(const struct nn_model *m, int max_batch, struct nn_ctx **out);
 void nn_ctx_free(struct nn_ctx *ctx);
 
+/* The model a context runs. */
+const struct nn_model *nn_ctx_model(const struct nn_ctx *ctx);
+
 /* logits[n * num_classes] for n images in images[n, size, size, 3] (NHWC). */
 enum nn_status nn_infer(struct nn_ctx *ctx, const float *images, int n, float *logits);
 
 /* Softmax of one row of logits, in place. */
 void nn_softmax(float *x, int k);
+
+/* ---- Photos in, classes out ---- */
+
+/* One class and its probability. */
+struct nn_class_score {
+    int id;
+    float probability;
+};
+
+/* The model's eval transform (the same one evaluation and serving use):
+ * decode at full resolution, central crop, bilinear resize to image_size,
+ * scale to [-1, 1]. Each writes image_size * image_size * 3 floats (HWC),
+ * one image of an nn_infer batch. An encoded photo is JPEG or PNG; `name`
+ * only labels error messages. rgb: height rows of width * 3 bytes. */
+enum nn_status nn_preprocess_encoded(const struct nn_model *m, const void *data, size_t len, const char *name,
+                                     float *input);
+enum nn_status nn_preprocess_file(const struct nn_model *m, const char *path, float *input);
+enum nn_status nn_preprocess_rgb8(const struct nn_model *m, const uint8_t *rgb, int width, int height, float *input);
+
+/* Softmax of logits[k], most likely first (ties: lower id first) into ranked[k]. */
+enum nn_status nn_rank_classes(const float *logits, int k, struct nn_class_score *ranked);
+
+/* One photo end to end: the `top` most likely classes (1 <= top <= num_classes)
+ * into scores[top]. Use a context made for at least one image. */
+enum nn_status nn_classify_file(struct nn_ctx *ctx, const char *path, int top, struct nn_class_score *scores);
+enum nn_status nn_classify_encoded(struct nn_ctx *ctx, const void *data, size_t len, int top,
+                                   struct nn_class_score *scores);
+enum nn_status nn_classify_rgb8(struct nn_ctx *ctx, const uint8_t *rgb, int width, int height, int top,
+                                struct nn_class_score *scores);
 
 #endif

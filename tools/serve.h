@@ -87,7 +87,7 @@ struct serve_worker {
     struct nn_ctx *ctx;
     float *input;           /* image_size^2 * 3 */
     float *logits;          /* num_classes */
-    struct classify_score *ranked;
+    struct nn_class_score *ranked;
     pthread_t tid;
     bool started;
 };

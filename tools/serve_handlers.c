@@ -11,7 +11,6 @@
 #include "base/mem.h"
 #include "io/json.h"
 #include "nn/model.h"
-#include "tools/classify.h"
 #include "tools/cli.h"
 #include "tools/serve.h"
 
@@ -124,7 +123,7 @@ static int predict(struct serve_worker *w, const char *data, size_t len, struct 
     const struct nn_model *m = w->server->model;
     int K = m->cfg.num_classes;
     double t0 = cli_now();
-    enum nn_status st = classify_input_from_memory(m, data, len, "request body", w->input);
+    enum nn_status st = nn_preprocess_encoded(m, data, len, "request body", w->input);
     if (st != NN_OK) {
         json_error(b, nn_last_error());
         return st == NN_ERR_NOMEM ? 503 : 400;
@@ -133,7 +132,7 @@ static int predict(struct serve_worker *w, const char *data, size_t len, struct 
         json_error(b, nn_last_error());
         return 500;
     }
-    if (!classify_rank(w->logits, K, w->ranked)) {
+    if (nn_rank_classes(w->logits, K, w->ranked) != NN_OK) {
         json_error(b, "out of memory");
         return 503;
     }
@@ -144,7 +143,7 @@ static int predict(struct serve_worker *w, const char *data, size_t len, struct 
         nn_strbuf_append(b, k ? ",{\"class\":" : "{\"class\":", k ? 10 : 9);
         nn_strbuf_json_string(b, nn_model_class_name(m, w->ranked[k].id));
         nn_strbuf_printf(b, ",\"id\":%d,\"probability\":", w->ranked[k].id);
-        json_float(b, w->ranked[k].p);
+        json_float(b, w->ranked[k].probability);
         nn_strbuf_append(b, "}", 1);
     }
     nn_strbuf_printf(b, "],\"ms\":%.3f}", ms);
