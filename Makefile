@@ -46,7 +46,7 @@ help:
 	@echo "make deps       install missing Debian packages (as root) or say which to install"
 	@echo "make test       build and run the Check suites (SAN=1: under ASan + UBSan)"
 	@echo "make bench      nn against PyTorch, side by side"
-	@echo "make demo       fine-tune, evaluate, export and use a model on real photos (minutes)"
+	@echo "make demo       fine-tune, evaluate, export and use a model (real photos if ../shared exists, else synthetic; minutes)"
 	@echo "make install    PREFIX=$(PREFIX)"
 
 deps:
@@ -97,11 +97,14 @@ test: deps
 bench: all
 	tools/scripts/bench.sh $(BUILD)/bin/nn
 
-# nn's main job end to end on real photos (../shared): import ImageNet weights, finetune on
-# hymenoptera, eval, export, predict; a few minutes on 2 cores. Results in $(BUILD)/demo.
+# nn's main job end to end: import ImageNet weights, finetune on real photos (hymenoptera in
+# ../shared), eval, export, predict; without ../shared the same path on generated photos
+# (tools/scripts/demo.sh). A few minutes on 2 cores. Results in $(BUILD)/demo. Like `make test`,
+# it installs missing packages first; the sub-make then sees their compiler flags.
 DEMO_DATA ?= ../shared/data/hymenoptera
 DEMO_WEIGHTS ?= ../shared/weights/inception_v3_imagenet2015.safetensors
-demo: all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	tools/scripts/demo.sh $(BUILD)/bin/nn $(DEMO_DATA) $(DEMO_WEIGHTS) $(BUILD)/demo
 
 # nn_gemm against OpenBLAS, with OPENBLAS_CORETYPE=Haswell and unset (ARGS: see tools/scripts/bench_gemm.c).

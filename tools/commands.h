@@ -24,5 +24,7 @@ int cmd_export(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_loadtest(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_init(int argc, char **argv);
 
 #endif

@@ -11,6 +11,8 @@ static const struct command commands[] = {
     {"forward", cmd_forward, "run the network on a NumPy batch (and one training step with --train)"},
     {"convert", cmd_convert, "convert folders of labelled photos into a dataset of record shards"},
     {"dataset", cmd_dataset, "describe (info), check (verify) or time (bench) a converted dataset"},
+    {"synth", cmd_synth, "write a synthetic set of labelled photos (classes differ by colour), no download"},
+    {"init", cmd_init, "write a model with fresh weights, to train from scratch"},
     {"train", cmd_train, "train or fine-tune a model on a converted dataset (one run)"},
     {"finetune", cmd_finetune, "the two-stage transfer-learning recipe: heads, then all layers, then export"},
     {"eval", cmd_eval, "top-1/top-5, per-class precision/recall and confusion matrix on a dataset split"},
