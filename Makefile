@@ -88,9 +88,16 @@ $(BUILD)/nn_tests: $(TEST_OBJ) $(BUILD)/libnn.a $(BUILD)/bin/nn
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libnn.a $(LDLIBS) $(CHECK_LIBS)
 
 # NN_BIN lets CLI tests run the nn built alongside them.
+# Then the kernels and the golden network again on every lower SIMD path the
+# CPU has (NN_SIMD caps the level; base/cpu.h).
+SIMD_SUITES := gemm conv batchnorm pool ops fused golden $(filter winograd,$(SUITES))
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/nn_tests
 	NN_BIN=$(abspath $(BUILD)/bin/nn) NN_BUILD=$(BUILD) NN_SAN=$(SAN) $(BUILD)/nn_tests
+	@for simd in avx2 scalar; do for suite in $(SIMD_SUITES); do \
+	    echo "NN_SIMD=$$simd CK_RUN_SUITE=$$suite"; \
+	    NN_SIMD=$$simd CK_RUN_SUITE=$$suite CK_VERBOSITY=silent $(BUILD)/nn_tests || exit 1; \
+	done; done
 
 # nn against PyTorch side by side (RUNS=5 THREADS=2 by default; see tools/scripts/bench.sh).
 # Speed is measured here, never in tests.

@@ -5,6 +5,7 @@
 
 #include "ops/gemm.h"
 #include "ops/im2col.h"
+#include "ops/winograd.h"
 
 /* im2col rows per chunk: about 4 MB, so a chunk stays in the last-level cache
  * between im2col writing it and the GEMM reading it, with enough rows for
@@ -75,7 +76,15 @@ long nn_conv2d_chunk_pixels(const struct nn_conv_shape *s)
 size_t nn_conv2d_scratch_floats(const struct nn_conv_shape *s)
 {
     if (pointwise(s)) return 0;
-    return (size_t)nn_conv2d_chunk_pixels(s) * (size_t)row_len(s);
+    size_t floats = (size_t)nn_conv2d_chunk_pixels(s) * (size_t)row_len(s);
+    /* Winograd's part: the transformed weights, then its blocks. Counted
+     * even when NN_WINOGRAD=0, so the switch can never make a conv overrun
+     * a scratch planned before it was read. */
+    const size_t u = nn_winograd_weight_floats(s->c, s->k);
+    if (nn_winograd_pays(s) && u + nn_winograd_scratch_floats(s) > floats) floats = u + nn_winograd_scratch_floats(s);
+    if (nn_winograd_backward_pays(s) && u + nn_winograd_backward_scratch_floats(s) > floats)
+        floats = u + nn_winograd_backward_scratch_floats(s);
+    return floats;
 }
 
 void nn_conv2d_forward_chunked(float *out, const float *in, const float *w, const struct nn_conv_shape *s,
@@ -125,11 +134,27 @@ void nn_conv2d_backward_chunked(float *din, float *dw, const float *dout, const 
 
 void nn_conv2d_forward(float *out, const float *in, const float *w, const struct nn_conv_shape *s, float *scratch)
 {
+    if (nn_winograd_applies(s)) {
+        /* No place to keep transformed weights between calls: redo them
+         * (16 C K floats, little next to the conv). */
+        nn_winograd_transform_weights(scratch, w, s->c, s->k);
+        nn_conv2d_winograd_forward(out, in, scratch, s, scratch + nn_winograd_weight_floats(s->c, s->k));
+        return;
+    }
     nn_conv2d_forward_chunked(out, in, w, s, scratch, nn_conv2d_chunk_pixels(s));
 }
 
 void nn_conv2d_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
                         const struct nn_conv_shape *s, float *scratch)
 {
+    if (din && nn_winograd_backward_applies(s)) {
+        /* dW first, while the scratch is free for its im2col rows; then din
+         * as the rotated conv, with the weights transformed (they change
+         * every step) at the start of the scratch. */
+        if (dw) nn_conv2d_backward_chunked(NULL, dw, dout, in, w, s, scratch, nn_conv2d_chunk_pixels(s));
+        nn_winograd_transform_weights(scratch, w, s->c, s->k);
+        nn_conv2d_winograd_backward_input(din, dout, scratch, s, scratch + nn_winograd_weight_floats(s->c, s->k));
+        return;
+    }
     nn_conv2d_backward_chunked(din, dw, dout, in, w, s, scratch, nn_conv2d_chunk_pixels(s));
 }

@@ -41,7 +41,10 @@ enum nn_status nn_conv_shape_init(struct nn_conv_shape *s, int n, int h, int w, 
  * tensors). Other convs work on chunks of nn_conv2d_chunk_pixels() output
  * pixels, and the scratch is one [chunk, KH*KW*C] matrix: the forward builds
  * the im2col rows there; the backward builds them there for dw, then
- * overwrites them with the column gradient dOut * W^T for din. */
+ * overwrites them with the column gradient dOut * W^T for din. 3x3 stride-1
+ * convs where Winograd pays (ops/winograd.h) take its path instead in the
+ * forward and for din, and the scratch is then at least large enough for
+ * its transformed weights and tiles. */
 size_t nn_conv2d_scratch_floats(const struct nn_conv_shape *s);
 
 /* Output pixels per im2col chunk: about 4 MB of im2col rows, never more
@@ -63,9 +66,10 @@ void nn_conv2d_forward_fused(float *out, int ldo, const float *in, const float *
 void nn_conv2d_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
                         const struct nn_conv_shape *s, float *scratch);
 
-/* The same with an explicit chunk of `chunk` (>= 1) output pixels, so tests
- * can put chunk boundaries anywhere and tuning can try sizes; `scratch` then
- * holds chunk * KH*KW*C floats (none for 1x1 stride-1 convs). */
+/* The same, always through im2col + GEMM, with an explicit chunk of `chunk`
+ * (>= 1) output pixels, so tests can put chunk boundaries anywhere and
+ * tuning can try sizes; `scratch` then holds chunk * KH*KW*C floats (none
+ * for 1x1 stride-1 convs). */
 void nn_conv2d_forward_chunked(float *out, const float *in, const float *w, const struct nn_conv_shape *s,
                                float *scratch, long chunk);
 void nn_conv2d_backward_chunked(float *din, float *dw, const float *dout, const float *in, const float *w,

@@ -3,6 +3,7 @@
 #include "ops/conv2d.h"
 #include "ops/gemm.h"
 #include "ops/im2col.h"
+#include "ops/winograd.h"
 
 void nn_conv2d_forward_fused(float *out, int ldo, const float *in, const float *w, const struct nn_conv_shape *s,
                              float *scratch, const struct nn_gemm_epilogue *ep)
@@ -11,6 +12,13 @@ void nn_conv2d_forward_fused(float *out, int ldo, const float *in, const float *
     const int kc = s->kh * s->kw * s->c;
     if (s->kh == 1 && s->kw == 1 && s->stride == 1) {
         nn_gemm_ex(false, false, (int)pixels, s->k, s->c, 1.0f, in, s->c, w, s->k, 0.0f, out, ldo, ep);
+        return;
+    }
+    if (nn_winograd_applies(s)) {
+        /* nn_conv2d_scratch_floats has room for the transformed weights. */
+        nn_winograd_transform_weights(scratch, w, s->c, s->k);
+        nn_conv2d_winograd_forward_ex(out, ldo, false, in, scratch, s, scratch + nn_winograd_weight_floats(s->c, s->k),
+                                      nn_winograd_chunk_tiles(s), ep);
         return;
     }
     const long chunk = nn_conv2d_chunk_pixels(s);

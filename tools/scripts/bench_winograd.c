@@ -3,8 +3,8 @@
  *
  *   cc -O3 -g -std=c11 -D_GNU_SOURCE -pthread -I. tools/scripts/bench_winograd.c build/libnn.a \
  *      $(pkg-config --libs openblas libjpeg libpng) -lm -o build/bench_winograd
- *   build/bench_winograd [--threads T] [--reps R] [--batch B ...] [--only-winograd] [--layer NAME] [--wall] [--backward]
- *                        [--shape HW,C,K,SAME|VALID ...]
+ *   build/bench_winograd [--threads T] [--reps R] [--batch B ...] [--backward] [--wall]
+ *                        [--only-winograd] [--layer NAME] [--shape HW,C,K,SAME|VALID ...]
  *
  * Times are CPU seconds of the whole process (threads summed), median of R
  * runs: with other jobs on the machine they vary much less than wall time.
@@ -15,7 +15,8 @@
  * square HWxHW maps of C -> K channels. --wall measures wall-clock time
  * instead (for several threads, where CPU time counts the pool's waiting).
  * --backward times dL/din instead of the forward (im2col: dOut x W^T, then
- * col2im; Winograd: the rotated conv). */
+ * col2im; Winograd: the rotated conv). The "network" line weights each layer
+ * by the times it occurs in Inception-v3. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,11 +118,11 @@ int main(int argc, char **argv)
             ly->name = argv[i];
             ly->count = 1;
             nlayers = user_shapes;
-        }
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc && user_batches < 8) batches[user_batches++] = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--batch") && i + 1 < argc && user_batches < 8)
+            batches[user_batches++] = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--threads T] [--reps R] [--batch B ...] [--only-winograd] [--layer NAME]"
-                            " [--shape HW,C,K,SAME|VALID ...] [--wall] [--backward]\n",
+            fprintf(stderr, "usage: %s [--threads T] [--reps R] [--batch B ...] [--backward] [--wall]\n"
+                            "       [--only-winograd] [--layer NAME] [--shape HW,C,K,SAME|VALID ...]\n",
                     argv[0]);
             return 2;
         }
@@ -132,7 +133,8 @@ int main(int argc, char **argv)
     printf("%s, threads %d, median of %d runs, %s ms per call\n", backward ? "dL/din" : "forward", threads, reps,
            use_wall ? "wall-clock" : "CPU");
     printf("%-22s %5s %10s %10s %10s %8s %8s\n", "layer", "batch", "im2col", "wino", "cached", "ratio", "cached");
-    for (int b = 0; b < nb; b++)
+    for (int b = 0; b < nb; b++) {
+        double total[3] = {0, 0, 0};
         for (int l = 0; l < nlayers; l++) {
             const struct layer *ly = &layers[l];
             if (pick && !strstr(ly->name, pick)) continue;
@@ -152,12 +154,19 @@ int main(int argc, char **argv)
             printf("%-22s %5d %10.3f %10.3f %10.3f %8.2f %8.2f\n", ly->name, s.n, 1e3 * ti, 1e3 * tw, 1e3 * tc,
                    ti / tw, ti / tc);
             fflush(stdout);
+            total[0] += ly->count * ti;
+            total[1] += ly->count * tw;
+            total[2] += ly->count * tc;
             nn_free(in);
             nn_free(w);
             nn_free(out);
             nn_free(u);
             nn_free(scratch);
         }
+        if (!user_shapes && !pick && !only)
+            printf("%-22s %5d %10.3f %10.3f %10.3f %8.2f %8.2f\n", "network (x count)", batches[b], 1e3 * total[0],
+                   1e3 * total[1], 1e3 * total[2], total[0] / total[1], total[0] / total[2]);
+    }
     nn_threads_shutdown();
     return 0;
 }
