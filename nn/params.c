@@ -46,6 +46,26 @@ void nn_params_free(struct nn_params *t)
     memset(t, 0, sizeof *t);
 }
 
+enum nn_status nn_params_select(const struct nn_params *t, const char *prefixes, bool *selected)
+{
+    for (const char *s = prefixes; *s;) {
+        while (*s == ',' || *s == ' ') s++;
+        size_t len = strcspn(s, ", ");
+        if (!len) break;
+        int hits = 0;
+        for (int i = 0; i < t->count; i++)
+            if (!strncmp(t->items[i].name, s, len)) {
+                selected[i] = true;
+                hits++;
+            }
+        if (!hits)
+            return nn_fail(NN_ERR_ARG, "trainable scope '%.*s' matches no parameter (names look like "
+                           "'Mixed_7c.branch1x1.conv.weight', 'fc.weight', 'AuxLogits.fc.bias')", (int)len, s);
+        s += len;
+    }
+    return NN_OK;
+}
+
 int nn_params_find(const struct nn_params *t, const char *name)
 {
     for (int i = 0; i < t->count; i++)

@@ -61,6 +61,12 @@ enum nn_status nn_params_alloc(struct nn_params *t);
 void nn_params_free(struct nn_params *t);
 
 int nn_params_find(const struct nn_params *t, const char *name);
+
+/* Sets selected[i] for every parameter whose name starts with one of the
+ * comma-separated prefixes (TF-slim's trainable_scopes rule: "Mixed_7"
+ * selects Mixed_7a, 7b and 7c). A prefix that selects nothing is an error
+ * naming it. Entries not selected are left as they are. */
+enum nn_status nn_params_select(const struct nn_params *t, const char *prefixes, bool *selected);
 static inline float *nn_param_data(const struct nn_params *t, int i) { return t->data + t->items[i].offset; }
 
 /* The parameter's shape in PyTorch's layout (conv [out, in, kh, kw], fc

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "base/log.h"
 #include "base/status.h"
 
@@ -181,4 +182,51 @@ void cli_progress_update(struct cli_progress *p, long done, long total)
 void cli_progress_finish(struct cli_progress *p, long done, long total)
 {
     if (p->tty || p->drawn) draw(p, done, total, true);
+}
+
+char **cli_read_labels(const char *path, int *count)
+{
+    char *text = NULL;
+    size_t len = 0;
+    *count = 0;
+    if (nn_read_file(path, &text, &len) != NN_OK) {
+        cli_fail();
+        return NULL;
+    }
+    int n = 0, cap = 16;
+    char **names = calloc((size_t)cap + 1, sizeof *names);
+    bool failed = names == NULL, oom = names == NULL;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\r\n", &save); !failed && line; line = strtok_r(NULL, "\r\n", &save)) {
+        char *end = NULL;
+        long id = strtol(line, &end, 10);
+        if (end != line && *end == ':') {
+            if (id != n) {
+                cli_error("%s: id %ld where %d was expected (ids must count up from 0)", path, id, n);
+                failed = true;
+                break;
+            }
+            line = end + 1;
+        }
+        if (n == cap) {
+            char **grown = realloc(names, ((size_t)cap * 2 + 1) * sizeof *names);
+            if (!grown) {
+                failed = oom = true;
+                break;
+            }
+            names = grown;
+            cap *= 2;
+        }
+        names[n + 1] = NULL;
+        if (!(names[n] = strdup(line))) failed = oom = true;
+        else n++;
+    }
+    free(text);
+    if (failed) {
+        if (oom) cli_error("out of memory");
+        cli_list_free(names);
+        return NULL;
+    }
+    *count = n;
+    return names;
 }

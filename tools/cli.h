@@ -27,6 +27,12 @@ bool cli_float(const char *s, float *out);
 char **cli_split(const char *s, int *count);
 void cli_list_free(char **list);
 
+/* Class names from a labels file: one name per line, or "id:name" lines
+ * whose ids count up from 0 (the labels.txt nn convert writes). Returns a
+ * NULL-terminated list (free with cli_list_free) and its length, or NULL
+ * after printing the error. */
+char **cli_read_labels(const char *path, int *count);
+
 /* Routes the library's log to stderr ("nn: warning: ..."), info level and up. */
 void cli_log_setup(bool verbose);
 

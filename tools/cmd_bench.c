@@ -76,16 +76,6 @@ static double peak_rss_mib(void)
     return ru.ru_maxrss / 1024.0;
 }
 
-static bool in_scopes(const char *name, char **scopes, int nscopes)
-{
-    if (!scopes) return true;
-    for (int i = 0; i < nscopes; i++) {
-        size_t n = strlen(scopes[i]);
-        if (!strncmp(name, scopes[i], n) && (name[n] == '\0' || name[n] == '.')) return true;
-    }
-    return false;
-}
-
 /* Per-layer and per-kind profile, sorted by time. */
 struct prof_row {
     char name[96];
@@ -251,8 +241,6 @@ int cmd_bench(int argc, char **argv)
     cfg.aux_logits = train && size >= 299; /* as the PyTorch baseline does */
     struct nn_model *m = NULL;
     if (nn_model_new(&cfg, NULL, 1, &m) != NN_OK) return cli_fail();
-    int nscopes = 0;
-    char **scopes = scopes_arg ? cli_split(scopes_arg, &nscopes) : NULL;
     bool *trainable = NULL;
     struct nn_optimizer opt = {0};
     int rc = 1;
@@ -268,7 +256,8 @@ int cmd_bench(int argc, char **argv)
     for (int i = 0; i < batch; i++) labels[i] = (int32_t)nn_rng_below(&rng, 1000);
     if (train) {
         if (!(trainable = calloc((size_t)m->params.count, sizeof *trainable))) goto oom;
-        for (int i = 0; i < m->params.count; i++) trainable[i] = in_scopes(m->params.items[i].name, scopes, nscopes);
+        if (!scopes_arg) memset(trainable, 1, (size_t)m->params.count * sizeof *trainable);
+        else if (nn_params_select(&m->params, scopes_arg, trainable) != NN_OK) goto fail;
         struct nn_optimizer_options oo;
         nn_optimizer_options_default(&oo);
         if (heads) {
@@ -319,7 +308,6 @@ out:
     if (have_net) nn_net_free(&net);
     nn_optimizer_free(&opt);
     free(trainable);
-    cli_list_free(scopes);
     nn_free(images);
     free(labels);
     free(times);

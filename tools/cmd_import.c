@@ -15,49 +15,6 @@ static const char usage[] =
     "  --exclude prefix are initialised fresh (e.g. --exclude fc,AuxLogits for a new head).\n"
     "  labels.txt: one class name per line, or 'id:name' lines.\n";
 
-/* Reads class names from "name" or "id:name" lines. */
-static int read_labels(const char *path, char ***names_out, int *count_out)
-{
-    char *text;
-    size_t len;
-    if (nn_read_file(path, &text, &len) != NN_OK) return cli_fail();
-    int cap = 16, n = 0;
-    char **names = malloc((size_t)cap * sizeof *names);
-    if (!names) {
-        free(text);
-        return cli_error("out of memory");
-    }
-    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        size_t l = strlen(line);
-        if (l && line[l - 1] == '\r') line[--l] = '\0';
-        if (!l) continue;
-        char *colon = strchr(line, ':'), *name = line;
-        if (colon) {
-            char *end;
-            long id = strtol(line, &end, 10);
-            if (end == colon) {
-                if (id != n) {
-                    free(text);
-                    for (int i = 0; i < n; i++) free(names[i]);
-                    free(names);
-                    return cli_error("%s: id %ld where %d was expected (ids must count up from 0)", path, id, n);
-                }
-                name = colon + 1;
-            }
-        }
-        if (n == cap) {
-            char **grown = realloc(names, (size_t)(cap *= 2) * sizeof *names);
-            if (!grown) break;
-            names = grown;
-        }
-        names[n++] = strdup(name);
-    }
-    free(text);
-    *names_out = names;
-    *count_out = n;
-    return 0;
-}
-
 int cmd_import(int argc, char **argv)
 {
     const char *src = NULL, *out = NULL, *labels = NULL, *exclude = NULL;
@@ -86,7 +43,7 @@ int cmd_import(int argc, char **argv)
 
     char **names = NULL, **excl = NULL;
     int nnames = 0, nexcl = 0, rc = 0;
-    if (labels && (rc = read_labels(labels, &names, &nnames)) != 0) return rc;
+    if (labels && !(names = cli_read_labels(labels, &nnames))) return 1;
     if (names && num_classes && nnames != num_classes) {
         rc = cli_error("%s has %d classes but --num-classes is %d", labels, nnames, num_classes);
         goto done;
@@ -119,8 +76,7 @@ int cmd_import(int argc, char **argv)
     nn_import_report_free(&rep);
     nn_model_free(m);
 done:
-    for (int i = 0; i < nnames; i++) free(names[i]);
-    free(names);
+    cli_list_free(names);
     cli_list_free(excl);
     return rc;
 }

@@ -19,53 +19,6 @@ static const char usage[] =
     "  --labels FILE     class names: one per line, or 'id:name' lines (default \"0\", \"1\", ...)\n"
     "  --seed S          the weights' seed (1)\n";
 
-static void free_names(char **names, int n)
-{
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
-}
-
-/* Class names from FILE; an "id:" prefix is dropped and must count up from 0. */
-static int load_labels(const char *path, char ***out, int *count)
-{
-    char *text = NULL;
-    size_t len = 0;
-    if (nn_read_file(path, &text, &len) != NN_OK) return cli_fail();
-    int n = 0, cap = 0, rc = 0;
-    char **names = NULL;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\r\n", &save); line && rc == 0; line = strtok_r(NULL, "\r\n", &save)) {
-        char *end = NULL;
-        long id = strtol(line, &end, 10);
-        if (end != line && *end == ':') {
-            if (id != n) {
-                rc = cli_error("%s: id %ld where %d was expected", path, id, n);
-                break;
-            }
-            line = end + 1;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **grown = realloc(names, (size_t)cap * sizeof *names);
-            if (!grown) {
-                rc = cli_error("out of memory");
-                break;
-            }
-            names = grown;
-        }
-        if (!(names[n] = strdup(line))) rc = cli_error("out of memory");
-        else n++;
-    }
-    free(text);
-    if (rc) {
-        free_names(names, n);
-        return rc;
-    }
-    *out = names;
-    *count = n;
-    return 0;
-}
-
 int cmd_init(int argc, char **argv)
 {
     const char *out = NULL, *labels = NULL, *v;
@@ -90,9 +43,9 @@ int cmd_init(int argc, char **argv)
     cli_log_setup(false);
     char **names = NULL;
     int nnames = 0, rc;
-    if (labels && (rc = load_labels(labels, &names, &nnames)) != 0) return rc;
+    if (labels && !(names = cli_read_labels(labels, &nnames))) return 1;
     if (labels && num_classes && nnames != num_classes) {
-        free_names(names, nnames);
+        cli_list_free(names);
         return cli_error("%s has %d classes but --num-classes is %d", labels, nnames, num_classes);
     }
     if (labels) num_classes = nnames;
@@ -108,6 +61,6 @@ int cmd_init(int argc, char **argv)
         printf("%s: fresh Inception-v3, %d classes, %dx%d input%s, seed %d\n", out, num_classes, image_size,
                image_size, aux ? ", aux head" : "", seed);
     nn_model_free(m);
-    free_names(names, nnames);
+    cli_list_free(names);
     return rc;
 }

@@ -116,23 +116,10 @@ enum nn_status nn_trainer_trainable(const struct nn_model *m, const char *scopes
     if (!scopes || !*scopes) {
         for (int i = 0; i < t->count; i++) tr[i] = true;
     } else {
-        const char *s = scopes;
-        while (*s) {
-            while (*s == ',' || *s == ' ') s++;
-            size_t len = strcspn(s, ", ");
-            if (!len) break;
-            int hits = 0;
-            for (int i = 0; i < t->count; i++)
-                if (!strncmp(t->items[i].name, s, len)) {
-                    tr[i] = true;
-                    hits++;
-                }
-            if (!hits) {
-                free(tr);
-                return nn_fail(NN_ERR_ARG, "trainable scope '%.*s' matches no parameter (names look like "
-                               "'Mixed_7c.branch1x1.conv.weight', 'fc.weight', 'AuxLogits.fc.bias')", (int)len, s);
-            }
-            s += len;
+        enum nn_status st = nn_params_select(t, scopes, tr);
+        if (st != NN_OK) {
+            free(tr);
+            return st;
         }
     }
     long tensors = 0, values = 0;
