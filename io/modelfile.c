@@ -21,11 +21,12 @@
 #error "model data is little-endian float32 used in place: a big-endian port needs byte swaps here"
 #endif
 
-#define MF_VERSION 1
+/* Version 2 adds the bfloat16 and int8 dtypes; files without them are
+ * still written as version 1, byte for byte as before. */
+#define MF_VERSION 2
 #define MF_HEADER_SIZE 88
 #define MF_DATA_ALIGN 64
 #define MF_MAX_NAME 4096
-#define MF_DTYPE_F32 0
 /* The smallest table entry: name length, a 1-byte name, dtype, ndim, offset, length, CRC. */
 #define MF_MIN_ENTRY (4 + 1 + 4 + 4 + 8 + 8 + 4)
 
@@ -102,6 +103,16 @@ static int sort_names(const struct nn_mf_tensor *t, int *idx, int n)
     return -1;
 }
 
+int nn_mf_dtype_size(enum nn_mf_dtype dtype)
+{
+    switch (dtype) {
+    case NN_MF_F32: return 4;
+    case NN_MF_BF16: return 2;
+    case NN_MF_I8: return 1;
+    }
+    return 4;
+}
+
 /* ---------- writing ---------- */
 
 static enum nn_status check_tensor(const char *path, const struct nn_mf_tensor *t, uint64_t *bytes)
@@ -109,6 +120,8 @@ static enum nn_status check_tensor(const char *path, const struct nn_mf_tensor *
     if (!t->name || !*t->name) return nn_fail(NN_ERR_ARG, "%s: a tensor has no name", path);
     if (strlen(t->name) > MF_MAX_NAME)
         return nn_fail(NN_ERR_ARG, "%s: tensor name longer than %d bytes: %.40s...", path, MF_MAX_NAME, t->name);
+    if (t->dtype != NN_MF_F32 && t->dtype != NN_MF_BF16 && t->dtype != NN_MF_I8)
+        return nn_fail(NN_ERR_ARG, "%s: tensor '%s': unknown dtype %d", path, t->name, (int)t->dtype);
     if (t->ndim < 0 || t->ndim > NN_NPY_MAX_DIMS)
         return nn_fail(NN_ERR_ARG, "%s: tensor '%s': bad ndim %d", path, t->name, t->ndim);
     int64_t count = 1;
@@ -119,7 +132,7 @@ static enum nn_status check_tensor(const char *path, const struct nn_mf_tensor *
         count *= t->shape[i];
     }
     if (count > 0 && !t->data) return nn_fail(NN_ERR_ARG, "%s: tensor '%s': data is NULL", path, t->name);
-    *bytes = (uint64_t)count * 4;
+    *bytes = (uint64_t)count * (uint64_t)nn_mf_dtype_size(t->dtype);
     return NN_OK;
 }
 
@@ -156,7 +169,7 @@ static enum nn_status build_table(const char *path, const struct nn_mf_tensor *t
         put_u32(fixed, name_len);
         nn_strbuf_append(table, (const char *)fixed, 4);
         nn_strbuf_append(table, t->name, name_len);
-        put_u32(fixed, MF_DTYPE_F32);
+        put_u32(fixed, (uint32_t)t->dtype);
         put_u32(fixed + 4, (uint32_t)t->ndim);
         size_t n = 8;
         for (int d = 0; d < t->ndim; d++, n += 8) put_u64(fixed + n, (uint64_t)t->shape[d]);
@@ -186,7 +199,10 @@ static enum nn_status write_file(const char *path, const char *meta, const struc
 {
     unsigned char h[MF_HEADER_SIZE] = {0};
     memcpy(h + H_MAGIC, mf_magic, 8);
-    put_u32(h + H_VERSION, MF_VERSION);
+    uint32_t version = 1;
+    for (int i = 0; i < count; i++)
+        if (tensors[i].dtype != NN_MF_F32) version = 2;
+    put_u32(h + H_VERSION, version);
     put_u32(h + H_FLAGS, 0);
     put_u64(h + H_FILE_SIZE, lay->file_size);
     put_u64(h + H_META_OFFSET, MF_HEADER_SIZE);
@@ -283,7 +299,8 @@ static enum nn_status bad_table(const char *path, int i, const char *what)
 }
 
 static enum nn_status read_table(const char *path, struct nn_modelfile *mf, const unsigned char *base,
-                                 uint64_t table_off, uint64_t table_len, uint64_t data_off, uint64_t file_size)
+                                 uint64_t table_off, uint64_t table_len, uint64_t data_off, uint64_t file_size,
+                                 uint32_t version)
 {
     /* Each name needs its NUL; the table holds at least one byte per name
      * and names bytes, so table_len + count bounds the block. */
@@ -308,9 +325,11 @@ static enum nn_status read_table(const char *path, struct nn_modelfile *mf, cons
         names += name_len + 1;
         if (!take(&c, 8, &p)) return bad_table(path, i, "runs past the end of the table");
         uint32_t dtype = get_u32(p), ndim = get_u32(p + 4);
-        if (dtype != MF_DTYPE_F32)
-            return nn_fail(NN_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype code %u; this nn reads float32 (0) only", path,
-                           t->name, dtype);
+        if (dtype > (version >= 2 ? NN_MF_I8 : NN_MF_F32))
+            return nn_fail(NN_ERR_UNSUPPORTED,
+                           "%s: tensor '%s' has dtype code %u; version %u files hold float32 (0)%s", path, t->name,
+                           dtype, version, version >= 2 ? ", bfloat16 (1) and int8 (2)" : " only");
+        t->dtype = (enum nn_mf_dtype)dtype;
         if (ndim > NN_NPY_MAX_DIMS)
             return nn_fail(NN_ERR_FORMAT, "%s: tensor '%s' has %u dimensions (at most %d)", path, t->name, ndim,
                            NN_NPY_MAX_DIMS);
@@ -333,7 +352,7 @@ static enum nn_status read_table(const char *path, struct nn_modelfile *mf, cons
         p += 8 * (uint64_t)ndim;
         uint64_t off = get_u64(p), len = get_u64(p + 8);
         uint32_t crc = get_u32(p + 16);
-        if (too_big || len != count * 4)
+        if (too_big || len != count * (uint64_t)nn_mf_dtype_size(t->dtype))
             return nn_fail(NN_ERR_FORMAT, "%s: tensor '%s': byte length %llu does not match its shape", path, t->name,
                            (unsigned long long)len);
         if (off % MF_DATA_ALIGN != 0 || off < data_off || !in_bounds(off, len, file_size))
@@ -341,7 +360,7 @@ static enum nn_status read_table(const char *path, struct nn_modelfile *mf, cons
                            path, t->name, (unsigned long long)off, (unsigned long long)len);
         if (nn_crc32c(0, base + off, (size_t)len) != crc)
             return nn_fail(NN_ERR_CORRUPT, "%s: CRC mismatch in tensor '%s': its data is corrupt", path, t->name);
-        t->data = (const float *)(const void *)(base + off);
+        t->data = base + off;
     }
     if (c.left != 0)
         return nn_fail(NN_ERR_FORMAT, "%s: %llu unexplained bytes at the end of the tensor table", path,
@@ -409,7 +428,7 @@ static enum nn_status check_file(const char *path, struct nn_modelfile *mf)
     if (nn_crc32c(0, b + table_off, (size_t)table_len) != get_u32(b + H_TABLE_CRC))
         return nn_fail(NN_ERR_CORRUPT, "%s: tensor table CRC mismatch: the table is corrupt", path);
     mf->count = (int)count;
-    return read_table(path, mf, b, table_off, table_len, data_off, size);
+    return read_table(path, mf, b, table_off, table_len, data_off, size, version);
 }
 
 enum nn_status nn_modelfile_open(const char *path, struct nn_modelfile **out)

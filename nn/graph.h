@@ -36,6 +36,7 @@ struct nn_node {
     struct nn_pool_shape pool;      /* pools */
     /* parameter indices (-1 if unused) */
     int w, gamma, beta, mean, var, bias;
+    int wscale, ascale;             /* int8 models: weight and input scales */
     /* per-node training buffers, in floats into the arena (see plan.c) */
     size_t z_off;                   /* conv output before batch norm */
     size_t stats_off;               /* batch mean[C] then invstd[C] */

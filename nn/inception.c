@@ -64,7 +64,7 @@ static struct nn_node *add_node(struct builder *b, enum nn_node_kind kind, const
     memset(node, 0, sizeof *node);
     node->kind = kind;
     snprintf(node->name, sizeof node->name, "%s", name);
-    node->w = node->gamma = node->beta = node->mean = node->var = node->bias = -1;
+    node->w = node->gamma = node->beta = node->mean = node->var = node->bias = node->wscale = node->ascale = -1;
     return node;
 }
 
@@ -109,6 +109,11 @@ static int conv(struct builder *b, const char *name, int in, int k, int kh, int 
     node->w = param(b, layer, "weight", NN_PARAM_CONV_W, 4, wshape);
     if (b->cfg->folded) {
         node->bias = param(b, layer, "bias", NN_PARAM_CONV_B, 1, cshape);
+        if (b->cfg->precision == NN_PRECISION_INT8) {
+            int one[1] = {1};
+            node->wscale = param(b, layer, "weight_scale", NN_PARAM_CONV_WSCALE, 1, cshape);
+            node->ascale = param(b, layer, "input_scale", NN_PARAM_CONV_ASCALE, 1, one);
+        }
         goto connect;
     }
     snprintf(layer, sizeof layer, "%s.bn", name);

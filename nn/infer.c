@@ -23,6 +23,7 @@ enum nn_status nn_ctx_new(const struct nn_model *m, int max_batch, struct nn_ctx
         free(ctx);
         return st;
     }
+    nn_net_use_lowp(&ctx->net, m->lowp);
     *out = ctx;
     return NN_OK;
 }

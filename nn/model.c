@@ -103,6 +103,12 @@ enum nn_status nn_model_alloc(const struct nn_config *cfg, struct nn_model **out
 {
     *out = NULL;
     if (!cfg) return nn_fail(NN_ERR_ARG, "NULL config");
+    if (cfg->precision != NN_PRECISION_F32 && cfg->precision != NN_PRECISION_BF16 &&
+        cfg->precision != NN_PRECISION_INT8)
+        return nn_fail(NN_ERR_ARG, "unknown precision %d", (int)cfg->precision);
+    if (cfg->precision != NN_PRECISION_F32 && !cfg->folded)
+        return nn_fail(NN_ERR_ARG, "a %s model must be a frozen export (batch norm folded)",
+                       nn_precision_name(cfg->precision));
     struct nn_model *m = calloc(1, sizeof *m);
     if (!m) return nn_fail(NN_ERR_NOMEM, "out of memory");
     m->cfg = *cfg;
@@ -121,6 +127,8 @@ enum nn_status nn_model_alloc(const struct nn_config *cfg, struct nn_model **out
 enum nn_status nn_model_new(const struct nn_config *cfg, const char *const *class_names, uint64_t seed,
                             struct nn_model **out)
 {
+    if (cfg && cfg->precision != NN_PRECISION_F32)
+        return nn_fail(NN_ERR_ARG, "nn_model_new makes float32 models; convert with nn_model_to_bf16 or quantise");
     struct nn_model *m;
     NN_TRY(nn_model_alloc(cfg, &m));
     for (int i = 0; i < m->params.count; i++)
@@ -141,6 +149,7 @@ enum nn_status nn_model_clone(const struct nn_model *src, struct nn_model **out)
     memcpy(m->params.data, src->params.data, src->params.total * sizeof(float));
     m->central_fraction = src->central_fraction;
     enum nn_status st = nn_model_set_class_names(m, (const char *const *)src->class_names, src->cfg.num_classes);
+    if (st == NN_OK) st = nn_model_pack_lowp(m);
     if (st != NN_OK) {
         nn_model_free(m);
         return st;
@@ -152,6 +161,7 @@ enum nn_status nn_model_clone(const struct nn_model *src, struct nn_model **out)
 void nn_model_free(struct nn_model *m)
 {
     if (!m) return;
+    nn_model_free_lowp(m);
     nn_params_free(&m->params);
     free_names(m->class_names, m->cfg.num_classes);
     free(m);

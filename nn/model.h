@@ -7,12 +7,40 @@
 #include "nn/nn.h"
 #include "nn/params.h"
 
+struct nn_lowp_weights;
+
+/* One conv's weights packed for the low-precision GEMM (ops/gemm_lowp.h). */
+struct nn_conv_lowp {
+    struct nn_lowp_weights *w;  /* NULL: not a conv weight */
+    float a_inv_scale;          /* int8: 1 / the input's scale */
+    float *scale;               /* int8: input scale x weight scale, per output channel; NULL in bf16 */
+};
+
 struct nn_model {
     struct nn_config cfg;
-    struct nn_params params;
+    struct nn_params params;    /* float32 values; in bf16/int8 models exactly the rounded/quantised ones */
     char **class_names;         /* cfg.num_classes strings */
     float central_fraction;     /* eval transform: central crop (0.875) */
+    struct nn_conv_lowp *lowp;  /* bf16/int8 models: per parameter, packed once (nn_model_pack_lowp) */
 };
+
+/* Packs every conv's weights of a bf16 or int8 model for the low-precision
+ * GEMM (replacing any earlier packing); nothing for a float32 model. The
+ * float32 table must already hold exactly representable values (as
+ * nn_model_to_bf16, nn_model_to_int8 and loading make them). */
+enum nn_status nn_model_pack_lowp(struct nn_model *m);
+void nn_model_free_lowp(struct nn_model *m);
+
+/* The frozen model (folded, no aux head) in bfloat16: conv weights rounded
+ * to nearest even. src may be frozen already. */
+enum nn_status nn_model_to_bf16(const struct nn_model *src, struct nn_model **out);
+
+/* The frozen model in int8: conv weights quantised per output channel
+ * (ops/gemm_lowp.h), each conv's input quantised with
+ * input_scale[name of its weight] taken from `scales`: entry i is the
+ * input scale of parameter i of `folded` (a float32 frozen model), 0 for
+ * a conv left in bf16 (the first). */
+enum nn_status nn_model_to_int8(const struct nn_model *folded, const float *scales, struct nn_model **out);
 
 /* A model with every parameter zero and classes named "0", "1", ... */
 enum nn_status nn_model_alloc(const struct nn_config *cfg, struct nn_model **out);

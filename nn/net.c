@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "base/mem.h"
+#include "nn/model.h"
 #include "nn/plan.h"
 #include "ops/activation.h"
 #include "ops/batchnorm.h"
@@ -291,6 +292,8 @@ size_t nn_net_memory(const struct nn_net *net)
     return bytes;
 }
 
+void nn_net_use_lowp(struct nn_net *net, const struct nn_conv_lowp *lowp) { net->lowp = lowp; }
+
 static void conv_node_forward(struct nn_net *net, int i, bool train_mode)
 {
     const struct nn_node *n = &net->g.nodes[i];
@@ -302,6 +305,14 @@ static void conv_node_forward(struct nn_net *net, int i, bool train_mode)
     if (!net->training) {
         /* batch norm (or a folded model's bias) and ReLU inside the GEMM */
         struct nn_gemm_epilogue ep = {.relu = true};
+        if (net->lowp) {
+            /* bf16/int8: bias, ReLU and the int8 dequantisation in the epilogue */
+            const struct nn_conv_lowp *lw = &net->lowp[n->w];
+            ep.scale = lw->scale;
+            ep.shift = nn_param_data(p, n->bias);
+            nn_conv2d_forward_lowp(y, net->ld[n->output], x, lw->w, lw->a_inv_scale, &s, net->scratch, &ep);
+            return;
+        }
         if (net->cfg.folded) {
             ep.shift = nn_param_data(p, n->bias);
         } else {
@@ -337,6 +348,9 @@ enum nn_status nn_net_forward(struct nn_net *net, const float *images, int n, bo
     if (n < 1 || n > net->g.batch)
         return nn_fail(NN_ERR_ARG, "batch of %d images: this network takes 1 to %d", n, net->g.batch);
     if (train_mode && !net->training) return nn_fail(NN_ERR_ARG, "training forward on an inference network");
+    if (net->cfg.precision != NN_PRECISION_F32 && !net->lowp)
+        return nn_fail(NN_ERR_INTERNAL, "a %s network without its packed weights (nn_net_use_lowp)",
+                       nn_precision_name(net->cfg.precision));
     net->n = n;
     net->train_mode = train_mode;
     struct nn_graph *g = &net->g;
@@ -347,7 +361,10 @@ enum nn_status nn_net_forward(struct nn_net *net, const float *images, int n, bo
         float *x = nn_net_tensor(net, node->inputs[0]), *y = nn_net_tensor(net, node->output);
         const struct nn_tensor *in = &g->tensors[node->inputs[0]];
         switch (node->kind) {
-        case NN_NODE_CONV: conv_node_forward(net, i, train_mode); break;
+        case NN_NODE_CONV:
+            if (net->observe) net->observe(net->observe_user, i, x, live_count(net, node->inputs[0]));
+            conv_node_forward(net, i, train_mode);
+            break;
         case NN_NODE_MAXPOOL:
         case NN_NODE_AVGPOOL: {
             struct nn_pool_shape s = node->pool;

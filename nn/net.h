@@ -47,6 +47,10 @@ struct nn_net {
     bool dropout_on;            /* ... with dropout */
     struct nn_rng dropout_rng;
     double *prof_fwd, *prof_bwd; /* per node: seconds accumulated (profiling only) */
+    const struct nn_conv_lowp *lowp; /* bf16/int8 models: the model's packed convs, per parameter */
+    /* Calibration: called with each conv's input before the conv runs. */
+    void (*observe)(void *user, int node, const float *x, size_t count);
+    void *observe_user;
 };
 
 /* Builds a net for up to `batch` images over the model's parameters.
@@ -55,6 +59,12 @@ struct nn_net {
 enum nn_status nn_net_init(struct nn_net *net, const struct nn_config *cfg, struct nn_params *params, int batch,
                            const bool *trainable);
 void nn_net_free(struct nn_net *net);
+
+/* An inference net over a bf16 or int8 model runs its convs on the model's
+ * packed weights (struct nn_model's lowp), which must outlive the net;
+ * a forward without them fails. */
+struct nn_conv_lowp;
+void nn_net_use_lowp(struct nn_net *net, const struct nn_conv_lowp *lowp);
 
 /* Runs the network on n images (NHWC). train_mode (training nets only):
  * batch statistics in trainable layers, updated running statistics, dropout

@@ -21,6 +21,20 @@
 
 #define NN_VERSION "0.1.0"
 
+/* The arithmetic of a model's convolutions. bf16 and int8 models are
+ * frozen inference models (batch norm folded) made by `nn export
+ * --precision bf16` and `nn quantize`; everything outside the convs (pools,
+ * the classifier, softmax) stays float32. */
+enum nn_precision {
+    NN_PRECISION_F32 = 0,
+    NN_PRECISION_BF16 = 1,   /* conv weights and inputs rounded to bfloat16, float32 sums */
+    NN_PRECISION_INT8 = 2    /* int8 weights per output channel, uint8 inputs from calibrated scales;
+                                the first conv (on the image) in bf16 */
+};
+
+/* "f32", "bf16", "int8". */
+const char *nn_precision_name(enum nn_precision p);
+
 /* Architecture and hyper-parameters, stored in every model file. */
 struct nn_config {
     int num_classes;        /* classifier outputs (1000 for ImageNet) */
@@ -30,6 +44,7 @@ struct nn_config {
     float bn_eps;           /* 0.001 */
     float bn_decay;         /* running-statistics decay in training (0.9997) */
     bool folded;            /* batch norm folded into conv weights + bias: inference only (nn_model_freeze) */
+    enum nn_precision precision; /* not f32: folded too */
 };
 
 /* TF-slim's Inception-v3 defaults with the given class count. */

@@ -126,3 +126,12 @@ void nn_param_to_torch(const struct nn_param *p, const float *src, float *dst)
     else if (p->kind == NN_PARAM_FC_W) transpose(src, dst, p->shape[0], p->shape[1]);
     else memcpy(dst, src, p->count * sizeof(float));
 }
+
+int nn_params_find_sibling(const struct nn_params *t, const char *name, const char *suffix)
+{
+    const char *dot = strrchr(name, '.');
+    int stem = dot ? (int)(dot - name) + 1 : 0;
+    char full[2 * NN_PARAM_NAME_MAX];
+    if (snprintf(full, sizeof full, "%.*s%s", stem, name, suffix) >= (int)sizeof full) return -1;
+    return nn_params_find(t, full);
+}

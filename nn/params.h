@@ -21,7 +21,9 @@ enum nn_param_kind {
     NN_PARAM_BN_VAR,    /* [C] */
     NN_PARAM_FC_W,      /* [in, out] */
     NN_PARAM_FC_B,      /* [out] */
-    NN_PARAM_CONV_B     /* [out] bias of a folded conv */
+    NN_PARAM_CONV_B,    /* [out] bias of a folded conv */
+    NN_PARAM_CONV_WSCALE, /* [out] int8 model: each output channel's weight scale */
+    NN_PARAM_CONV_ASCALE  /* [1] int8 model: the input's scale (uint8 step); 0: the conv runs in bf16 */
 };
 
 #define NN_PARAM_NAME_MAX 80
@@ -45,7 +47,8 @@ struct nn_params {
 /* Gradient-carrying parameters (everything but running statistics). */
 static inline bool nn_param_learned(const struct nn_param *p)
 {
-    return p->kind != NN_PARAM_BN_MEAN && p->kind != NN_PARAM_BN_VAR;
+    return p->kind != NN_PARAM_BN_MEAN && p->kind != NN_PARAM_BN_VAR && p->kind != NN_PARAM_CONV_WSCALE &&
+           p->kind != NN_PARAM_CONV_ASCALE;
 }
 
 /* Weights that take weight decay (conv and fc weights, not BN or biases). */
@@ -61,6 +64,9 @@ enum nn_status nn_params_alloc(struct nn_params *t);
 void nn_params_free(struct nn_params *t);
 
 int nn_params_find(const struct nn_params *t, const char *name);
+/* The parameter named like `name` with its last dot-separated part
+ * replaced by `suffix` ("X.conv.weight", "bias" -> "X.conv.bias"); -1 if none. */
+int nn_params_find_sibling(const struct nn_params *t, const char *name, const char *suffix);
 
 /* Sets selected[i] for every parameter whose name starts with one of the
  * comma-separated prefixes (TF-slim's trainable_scopes rule: "Mixed_7"

@@ -62,6 +62,15 @@ struct nn_gemm_epilogue;
 void nn_conv2d_forward_fused(float *out, int ldo, const float *in, const float *w, const struct nn_conv_shape *s,
                              float *scratch, const struct nn_gemm_epilogue *ep);
 
+/* The same with the conv in low precision (ops/gemm_lowp.h): weights
+ * packed as a [KH*KW*C, K] matrix, inputs converted as the GEMM packs them
+ * (a_inv_scale: int8's input quantisation). Always im2col + GEMM: Winograd's
+ * transformed inputs do not keep int8's range, and bf16 Winograd is not
+ * written yet. */
+struct nn_lowp_weights;
+void nn_conv2d_forward_lowp(float *out, int ldo, const float *in, const struct nn_lowp_weights *w, float a_inv_scale,
+                            const struct nn_conv_shape *s, float *scratch, const struct nn_gemm_epilogue *ep);
+
 /* Accumulates gradients: dw += dL/dw (if dw != NULL), din += dL/din (if din != NULL). */
 void nn_conv2d_backward(float *din, float *dw, const float *dout, const float *in, const float *w,
                         const struct nn_conv_shape *s, float *scratch);

@@ -365,7 +365,7 @@ START_TEST(garbage_never_crashes)
                 int64_t count = 1;
                 for (int d = 0; d < t->ndim; d++) count *= t->shape[d];
                 volatile float sum = 0;
-                for (int64_t j = 0; j < count; j++) sum += t->data[j];
+                for (int64_t j = 0; j < count; j++) sum += ((const float *)t->data)[j];
             }
             nn_modelfile_close(mf);
         } else {

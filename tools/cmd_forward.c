@@ -115,6 +115,7 @@ int cmd_forward(int argc, char **argv)
     }
     if (nn_net_init(&net, &cfg, &m->params, N, trainable) != NN_OK) goto fail;
     have_net = true;
+    nn_net_use_lowp(&net, m->lowp);
     int K = cfg.num_classes;
     if (!train) {
         if (nn_net_forward(&net, nhwc, N, false, false) != NN_OK) goto fail;

@@ -293,10 +293,10 @@ enum nn_status nn_checkpoint_restore_optimizer(const struct nn_checkpoint *c, co
             size_t n = 1;
             if (t)
                 for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
-            if (!t || n != params->items[i].count)
+            if (!t || n != params->items[i].count || t->dtype != NN_MF_F32)
                 return nn_fail(NN_ERR_FORMAT,
                                "checkpoint %" PRId64 ": optimizer slot %s is %s (were different layers trainable?)",
-                               c->step, name, t ? "the wrong size" : "missing");
+                               c->step, name, !t ? "missing" : t->dtype != NN_MF_F32 ? "not float32" : "the wrong size");
             memcpy(nn_optimizer_slot(o, s, i), t->data, n * sizeof(float));
         }
     if (nn_modelfile_count(c->state) != expected)

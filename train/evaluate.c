@@ -110,6 +110,7 @@ enum nn_status nn_evaluate_model(const struct nn_model *m, const char *data_dir,
         nn_pipeline_close(p);
         return st;
     }
+    nn_net_use_lowp(&net, m->lowp);
     long total = nn_pipeline_batches_per_epoch(p), done = 0;
     for (;;) {
         const struct nn_batch *b;
