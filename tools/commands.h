@@ -21,6 +21,7 @@ int cmd_train(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_loadtest(int argc, char **argv);
 int cmd_plot(int argc, char **argv);

@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"finetune", cmd_finetune, "the two-stage transfer-learning recipe: heads, then all layers, then export"},
     {"eval", cmd_eval, "top-1/top-5, per-class precision/recall and confusion matrix on a dataset split"},
     {"export", cmd_export, "write the inference-only model (batch norm folded, aux head dropped)"},
+    {"quantize", cmd_quantize, "write an int8 inference model, calibrated on real photos"},
     {"plot", cmd_plot, "draw a run's loss and validation accuracy against steps (SVG)"},
     {"serve", cmd_serve, "serve a model over HTTP (POST /predict, GET /healthz, GET /metadata)"},
     {"loadtest", cmd_loadtest, "load-test an nn serve endpoint: requests/s, latency percentiles, errors"},
