@@ -12,16 +12,18 @@
 #include "base/mem.h"
 #include "base/rng.h"
 #include "base/threads.h"
+#include "nn/calibrate.h"
 #include "nn/model.h"
 #include "nn/net.h"
 #include "ops/gemm.h"
+#include "ops/gemm_lowp.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
 #include "train/heads.h"
 #include "train/optimizer.h"
 
 static const char usage[] =
-    "usage: nn bench infer [--batch B] [--size S] [--threads T] [--runs N] [--profile]\n"
+    "usage: nn bench infer [--batch B] [--size S] [--threads T] [--runs N] [--precision f32|bf16|int8] [--profile]\n"
     "       nn bench train [--batch B] [--size S] [--threads T] [--runs N] [--trainable-scopes P,...]\n"
     "                      [--profile]\n"
     "       nn bench heads [--batch B] [--size S] [--threads T] [--runs N] [--trainable-scopes P,...]\n"
@@ -30,7 +32,9 @@ static const char usage[] =
     "  --trainable-scopes limits them.\n"
     "  heads: stage-1 training with the bottleneck cache (default scopes fc,AuxLogits): the\n"
     "  first epoch's cost per image (the frozen trunk's forward that fills the cache, plus\n"
-    "  the head step) and every later epoch's (the head step from the cache).\n";
+    "  the head step) and every later epoch's (the head step from the cache).\n"
+    "  infer --precision: the model exported to bf16 (nn export --precision bf16) or quantised to\n"
+    "  int8 (nn quantize, calibrated here on the random input batch).\n";
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -207,6 +211,19 @@ out:
     return rc;
 }
 
+/* The bench model in bf16, or in int8 calibrated on the bench's own input. */
+static enum nn_status to_precision(const struct nn_model *m, enum nn_precision precision, const float *images, int n,
+                                   struct nn_model **out)
+{
+    if (precision == NN_PRECISION_BF16) return nn_model_to_bf16(m, out);
+    struct nn_calibrator *c;
+    NN_TRY(nn_calibrator_new(m, n, NN_CALIB_MSE, &c));
+    enum nn_status st = nn_calibrator_add(c, images, n);
+    if (st == NN_OK) st = nn_calibrator_finish(c, out);
+    nn_calibrator_free(c);
+    return st;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     if (argc < 2 || (strcmp(argv[1], "infer") && strcmp(argv[1], "train") && strcmp(argv[1], "heads")))
@@ -214,6 +231,7 @@ int cmd_bench(int argc, char **argv)
     bool heads = !strcmp(argv[1], "heads"), train = heads || !strcmp(argv[1], "train"), profile = false;
     int batch = train ? 32 : 1, size = 299, threads = 0, runs = 5;
     const char *scopes_arg = NULL;
+    enum nn_precision precision = NN_PRECISION_F32;
     for (int i = 2; i < argc; i++) {
         const char *v = "";
         if (cli_flag(argv, i, "--help")) return printf("%s", usage), 0;
@@ -227,10 +245,16 @@ int cmd_bench(int argc, char **argv)
             if (!cli_int(v, 1, 1000, &runs)) return cli_usage(usage, "--runs must be 1..1000");
         } else if (cli_opt(argc, argv, &i, "--trainable-scopes", &v)) scopes_arg = v;
         else if (cli_flag(argv, i, "--profile")) profile = true;
-        else return cli_usage(usage, "unknown argument %s", argv[i]);
+        else if (cli_opt(argc, argv, &i, "--precision", &v)) {
+            if (!v) break;
+            if (!strcmp(v, "bf16")) precision = NN_PRECISION_BF16;
+            else if (!strcmp(v, "int8")) precision = NN_PRECISION_INT8;
+            else if (strcmp(v, "f32")) return cli_usage(usage, "--precision takes f32, bf16 or int8");
+        } else return cli_usage(usage, "unknown argument %s", argv[i]);
         if (!v) return cli_usage(usage, "%s needs a value", argv[i]);
     }
     if (!train && scopes_arg) return cli_usage(usage, "--trainable-scopes is for train and heads");
+    if (train && precision != NN_PRECISION_F32) return cli_usage(usage, "--precision is for infer");
     if (heads && !scopes_arg) scopes_arg = "fc,AuxLogits";
     cli_log_setup(false);
     nn_threads_set(threads);
@@ -254,6 +278,13 @@ int cmd_bench(int argc, char **argv)
     nn_rng_seed(&rng, 7, 1);
     for (size_t i = 0; i < (size_t)batch * size * size * 3; i++) images[i] = 2 * nn_rng_uniform(&rng) - 1;
     for (int i = 0; i < batch; i++) labels[i] = (int32_t)nn_rng_below(&rng, 1000);
+    if (precision != NN_PRECISION_F32) {
+        struct nn_model *low = NULL;
+        if (to_precision(m, precision, images, batch, &low) != NN_OK) goto fail;
+        nn_model_free(m);
+        m = low;
+        cfg = m->cfg;
+    }
     if (train) {
         if (!(trainable = calloc((size_t)m->params.count, sizeof *trainable))) goto oom;
         if (!scopes_arg) memset(trainable, 1, (size_t)m->params.count * sizeof *trainable);
@@ -268,6 +299,7 @@ int cmd_bench(int argc, char **argv)
     }
     if (nn_net_init(&net, &cfg, &m->params, batch, trainable) != NN_OK) goto fail;
     have_net = true;
+    nn_net_use_lowp(&net, m->lowp);
 
     for (int r = -1; r < runs; r++) {
         if (r == 0 && profile && nn_net_enable_profile(&net) != NN_OK) goto fail;
@@ -290,13 +322,18 @@ int cmd_bench(int argc, char **argv)
     double flops = 2 * macs * batch * (train ? 3 : 1);
     double gflops = flops / per_batch / 1e9;
     double peak = sgemm_peak(2048);
-    printf("nn %s: batch %d, size %d, %d threads, simd %s; %.2f G multiply-adds per image forward\n", argv[1], batch,
-           size, threads, nn_simd_name(nn_simd_level()), macs / 1e9);
+    printf("nn %s: batch %d, size %d, %d threads, simd %s, precision %s%s%s; %.2f G multiply-adds per image forward\n",
+           argv[1], batch, size, threads, nn_simd_name(nn_simd_level()), nn_precision_name(precision),
+           precision == NN_PRECISION_F32 ? "" : " with ",
+           precision == NN_PRECISION_F32 ? "" : nn_gemm_lowp_kernel(precision == NN_PRECISION_INT8 ? NN_LOWP_INT8 : NN_LOWP_BF16),
+           macs / 1e9);
     printf("  median of %d: %.2f ms per image (%.1f ms per batch); %.1f GFLOP/s = %.0f%% of sgemm peak %.1f GFLOP/s\n",
            runs, ms, per_batch * 1e3, gflops, 100 * gflops / peak, peak);
     printf("  planned memory %.0f MiB, peak resident %.0f MiB\n", nn_net_memory(&net) / 1048576.0, peak_rss_mib());
-    printf("nn %s batch=%d size=%d threads=%d ms_per_image=%.2f peak_rss_mib=%.0f gflops=%.1f sgemm_gflops=%.1f\n",
-           train ? "train" : "infer", batch, size, threads, ms, peak_rss_mib(), gflops, peak);
+    printf("nn %s batch=%d size=%d threads=%d precision=%s ms_per_image=%.2f peak_rss_mib=%.0f gflops=%.1f "
+           "sgemm_gflops=%.1f\n",
+           train ? "train" : "infer", batch, size, threads, nn_precision_name(precision), ms, peak_rss_mib(), gflops,
+           peak);
     if (profile) print_profile(&net, runs);
     rc = 0;
     goto out;

@@ -94,8 +94,9 @@ char *serve_metadata_json(const struct nn_model *m, const char *model_name)
     nn_strbuf_json_string(&b, model_name);
     nn_strbuf_printf(&b,
                      ",\"architecture\":\"inception_v3\",\"config\":{\"num_classes\":%d,\"image_size\":%d,"
-                     "\"aux_logits\":%s,\"folded\":%s,\"dropout_keep\":",
-                     c->num_classes, c->image_size, c->aux_logits ? "true" : "false", c->folded ? "true" : "false");
+                     "\"aux_logits\":%s,\"folded\":%s,\"precision\":\"%s\",\"dropout_keep\":",
+                     c->num_classes, c->image_size, c->aux_logits ? "true" : "false", c->folded ? "true" : "false",
+                     nn_precision_name(c->precision));
     json_float(&b, c->dropout_keep);
     nn_strbuf_append(&b, ",\"bn_eps\":", 10);
     json_float(&b, c->bn_eps);
