@@ -26,7 +26,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 AVX2_FLAGS := -mavx2 -mfma -mf16c
-AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c -mavx2
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni -mfma -mf16c -mavx2
 
 LIB_SRC := $(sort $(wildcard base/*.c ops/*.c io/*.c nn/*.c train/*.c))
 TOOL_SRC := $(sort $(wildcard tools/*.c))
@@ -90,7 +90,7 @@ $(BUILD)/nn_tests: $(TEST_OBJ) $(BUILD)/libnn.a $(BUILD)/bin/nn
 # NN_BIN lets CLI tests run the nn built alongside them.
 # Then the kernels and the golden network again on every lower SIMD path the
 # CPU has (NN_SIMD caps the level; base/cpu.h).
-SIMD_SUITES := gemm conv batchnorm pool ops fused golden $(filter winograd,$(SUITES))
+SIMD_SUITES := gemm gemm_lowp conv batchnorm pool ops fused golden $(filter winograd,$(SUITES))
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/nn_tests
 	NN_BIN=$(abspath $(BUILD)/bin/nn) NN_BUILD=$(BUILD) NN_SAN=$(SAN) $(BUILD)/nn_tests

@@ -1,7 +1,12 @@
 #include "base/cpu.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 static enum nn_simd detect(void)
 {
@@ -41,3 +46,49 @@ const char *nn_simd_name(enum nn_simd level)
     }
     return "?";
 }
+
+/* ---- extension bits ----
+ * Feature bits of cpuid leaf 7 (subleaf 0: ebx, ecx; subleaf 1: eax), kept
+ * only when the OS saves the state they need (xgetbv: ymm for AVX-VNNI,
+ * zmm and opmask too for the AVX-512 ones). Cached in an atomic: the
+ * answer is the same for every thread. */
+enum { EXT_AVX512_BF16 = 1, EXT_AVX512_VNNI = 2, EXT_AVX_VNNI = 4, EXT_KNOWN = 1 << 30 };
+
+static _Atomic int ext_cache;
+
+#if defined(__x86_64__) || defined(__i386__)
+static unsigned long long xgetbv0(void)
+{
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+#endif
+
+static int ext_bits(void)
+{
+    int bits = atomic_load(&ext_cache);
+    if (bits & EXT_KNOWN) return bits;
+    bits = EXT_KNOWN;
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27)) /* osxsave */ && __get_cpuid_max(0, NULL) >= 7) {
+        unsigned long long xcr0 = xgetbv0();
+        bool ymm = (xcr0 & 0x6) == 0x6, zmm = ymm && (xcr0 & 0xe0) == 0xe0;
+        unsigned b7 = 0, c7 = 0, a71 = 0;
+        __cpuid_count(7, 0, a, b7, c7, d);
+        unsigned max_sub = a;
+        if (max_sub >= 1) __cpuid_count(7, 1, a71, b, c, d);
+        bool avx512f = zmm && (b7 & (1u << 16));
+        if (avx512f && (a71 & (1u << 5))) bits |= EXT_AVX512_BF16;
+        if (avx512f && (c7 & (1u << 11))) bits |= EXT_AVX512_VNNI;
+        if (ymm && (a71 & (1u << 4))) bits |= EXT_AVX_VNNI;
+    }
+#endif
+    atomic_store(&ext_cache, bits);
+    return bits;
+}
+
+bool nn_cpu_has_avx512_bf16(void) { return ext_bits() & EXT_AVX512_BF16; }
+bool nn_cpu_has_avx512_vnni(void) { return ext_bits() & EXT_AVX512_VNNI; }
+bool nn_cpu_has_avx_vnni(void) { return ext_bits() & EXT_AVX_VNNI; }

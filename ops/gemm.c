@@ -30,6 +30,7 @@
 #include "base/mem.h"
 #include "base/threads.h"
 #include "ops/gemm_internal.h"
+#include "ops/gemm_lowp_internal.h"
 
 /* A round trip through the pool costs about 9 us here, the time of ~450K
  * multiply-adds on one core; splitting pays clearly (>= 25%) above ~1.5M. */
@@ -117,6 +118,7 @@ static struct scratch *scratch_get(void)
 
 void nn_gemm_release_scratch(void)
 {
+    nn_gemm_lowp_release_scratch();
     struct scratch *s = tls_scratch;
     if (!s) return;
     tls_scratch = NULL;

@@ -32,7 +32,7 @@ struct nn_gemm_epilogue {
 void nn_gemm_ex(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc, const struct nn_gemm_epilogue *ep);
 
-/* Frees the calling thread's packing buffers (they are kept between calls;
+/* Frees the calling thread's packing buffers, nn_gemm_lowp's included (they are kept between calls;
  * the pool's workers free theirs when they exit). Call before a thread that
  * used nn_gemm ends, or at shutdown, to leave nothing for leak checkers. */
 void nn_gemm_release_scratch(void);

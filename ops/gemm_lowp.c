@@ -1,15 +1,241 @@
-/* nn_gemm_lowp: for now the definition itself (ops/gemm_lowp_ref.c); the
- * blocked, threaded driver over SIMD kernels replaces this. */
+/* nn_gemm_lowp: a blocked, threaded driver over the per-level kernels of
+ * ops/gemm_lowp_internal.h. B is packed once, at load time
+ * (nn_lowp_pack_*), and read in place; A is converted while it is packed.
+ *
+ * Loops over one thread's rectangle of C (rows m0..m1, columns n0..n1):
+ *   for each depth block pc (kc deep; int8: all of K)
+ *     for each row block ic (mc rows)     A block converted and packed once, L2
+ *       for each column panel jr (32)     B panel kc x 32 read in place, L1
+ *         for each row panel ir (mr)      kernel: C tile (+)= A panel x B panel
+ *           after the last depth block: the epilogue on the tile
+ * kc and mc depend only on K and on the kernel set, never on the thread
+ * count. Every element of C is summed by one thread, over k in the
+ * definition's order (bf16 carries its float accumulator through C between
+ * depth blocks, which loses nothing; int8 sums are exact), so results do not
+ * depend on the thread count or the split, and equal nn_gemm_lowp_ref.
+ *
+ * Threads split C by row panels, or by column panels when M is small (batch
+ * 1 on an 8 x 8 map: M = 64), so each thread reads only its part of B. */
 #include "ops/gemm_lowp.h"
 
-void nn_gemm_lowp(int M, const float *A, int lda, float a_inv_scale, const struct nn_lowp_weights *B, float *C,
-                  int ldc, const struct nn_gemm_epilogue *ep)
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "base/cpu.h"
+#include "base/mem.h"
+#include "base/threads.h"
+#include "ops/gemm.h"
+#include "ops/gemm_lowp_internal.h"
+
+/* Splitting pays above ~1.5M multiply-adds (ops/gemm.c's measurement for
+ * float32; low precision is faster per multiply-add, so this is generous). */
+#define PARALLEL_MIN_MADDS (1L << 21)
+#define SMALL_M_ROWS 64
+/* bf16 depth block: a B panel (kc x 32 bf16 = 24 KB) stays in L1 while every
+ * row panel of the A block passes over it. */
+#define KC_BF16 384
+/* A block: about this many bytes, so it stays in L2 with room for B. */
+#define A_BLOCK_BYTES (256 * 1024)
+
+/* ---- which kernels ---- */
+
+bool nn_lowp_kernels_usable(const struct nn_lowp_kernels *k, enum nn_lowp type)
 {
-    nn_gemm_lowp_ref(M, A, lda, a_inv_scale, B, C, ldc, ep);
+    if (k == &nn_lowp_kernels_scalar) return true;
+    if (k == &nn_lowp_kernels_avx2) return nn_simd_level() >= NN_SIMD_AVX2;
+    if (k == &nn_lowp_kernels_avx2_vnni)
+        return nn_simd_level() >= NN_SIMD_AVX2 && (type == NN_LOWP_BF16 || nn_cpu_has_avx_vnni());
+    if (k == &nn_lowp_kernels_avx512)
+        return nn_simd_level() >= NN_SIMD_AVX512 &&
+               (type == NN_LOWP_BF16 ? nn_cpu_has_avx512_bf16() : nn_cpu_has_avx512_vnni());
+    return false;
+}
+
+const struct nn_lowp_kernels *nn_lowp_kernels_select(enum nn_lowp type)
+{
+    static const struct nn_lowp_kernels *const best_first[] = {
+        &nn_lowp_kernels_avx512, &nn_lowp_kernels_avx2_vnni, &nn_lowp_kernels_avx2, &nn_lowp_kernels_scalar};
+    for (size_t i = 0; i < sizeof best_first / sizeof best_first[0]; i++)
+        if (nn_lowp_kernels_usable(best_first[i], type)) return best_first[i];
+    return &nn_lowp_kernels_scalar;
 }
 
 const char *nn_gemm_lowp_kernel(enum nn_lowp type)
 {
-    (void)type;
-    return "scalar";
+    const struct nn_lowp_kernels *k = nn_lowp_kernels_select(type);
+    return type == NN_LOWP_BF16 ? k->bf16_name : k->int8_name;
+}
+
+/* ---- per-thread packing buffer (as in ops/gemm.c) ---- */
+
+struct scratch {
+    void *a;
+    size_t cap;
+};
+
+static _Thread_local struct scratch *tls_scratch;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static bool scratch_key_ok;
+
+static void scratch_destroy(void *p)
+{
+    struct scratch *s = p;
+    if (!s) return;
+    nn_free(s->a);
+    free(s);
+}
+
+static void scratch_make_key(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_destroy) == 0; }
+
+/* The calling thread's buffer, grown to `bytes`; NULL when out of memory. */
+static void *scratch_get(size_t bytes)
+{
+    struct scratch *s = tls_scratch;
+    if (!s) {
+        pthread_once(&scratch_once, scratch_make_key);
+        s = calloc(1, sizeof *s);
+        if (!s) return NULL;
+        if (scratch_key_ok) pthread_setspecific(scratch_key, s);
+        tls_scratch = s;
+    }
+    if (s->cap < bytes) {
+        nn_free(s->a);
+        s->a = nn_alloc(bytes);
+        s->cap = s->a ? bytes : 0;
+    }
+    return s->a;
+}
+
+void nn_gemm_lowp_release_scratch(void)
+{
+    struct scratch *s = tls_scratch;
+    if (!s) return;
+    tls_scratch = NULL;
+    if (scratch_key_ok) pthread_setspecific(scratch_key, NULL);
+    scratch_destroy(s);
+}
+
+/* ---- the blocked product ---- */
+
+struct lowp_job {
+    const struct nn_lowp_kernels *k;
+    const struct nn_lowp_weights *B;
+    int M, N, K;
+    const float *A;
+    int lda, ldc;
+    float a_inv_scale;
+    float *C;
+    const struct nn_gemm_epilogue *ep;
+    int mr, kc, mc;     /* row panel, depth block, row block (a multiple of mr) */
+    size_t a_panel;     /* bytes of one packed A panel of kc depths */
+    bool split_n;
+};
+
+static int imin(int a, int b) { return a < b ? a : b; }
+
+/* The epilogue on an m x n tile at column j0 (c points at its first element).
+ * Compiled without FMA: the multiply and the add round separately. */
+static void epilogue(const struct nn_gemm_epilogue *ep, float *c, ptrdiff_t ldc, int m, int n, int j0)
+{
+    const float *scale = ep->scale ? ep->scale + j0 : NULL, *shift = ep->shift ? ep->shift + j0 : NULL;
+    for (int i = 0; i < m; i++, c += ldc) {
+        if (scale)
+            for (int j = 0; j < n; j++) c[j] *= scale[j];
+        if (shift)
+            for (int j = 0; j < n; j++) c[j] += shift[j];
+        if (ep->relu)
+            for (int j = 0; j < n; j++) c[j] = c[j] > 0.0f ? c[j] : 0.0f;
+    }
+}
+
+/* Rows m0..m1 and columns n0..n1 of C, on the calling thread. */
+static void run_block(const struct lowp_job *j, int m0, int m1, int n0, int n1)
+{
+    const struct nn_lowp_kernels *k = j->k;
+    const bool bf16 = j->B->type == NN_LOWP_BF16;
+    const int mr = j->mr, NR = NN_LOWP_NR, kpad = j->B->kpad;
+    const int rows = imin(j->mc, m1 - m0);
+    const size_t panels = (size_t)(rows + mr - 1) / mr;
+    unsigned char *a = scratch_get(panels * j->a_panel);
+    if (!a) {
+        /* No memory for the packing buffer: the definition still works. */
+        nn_gemm_lowp_ref_cols(m1 - m0, j->A + (ptrdiff_t)m0 * j->lda, j->lda, j->a_inv_scale, j->B,
+                              j->C + (ptrdiff_t)m0 * j->ldc, j->ldc, j->ep, n0, n1);
+        return;
+    }
+    for (int pc = 0; pc < kpad; pc += j->kc) {
+        const int kc = imin(j->kc, kpad - pc);
+        const bool last = pc + kc == kpad;
+        for (int ic = m0; ic < m1; ic += j->mc) {
+            const int mb = imin(j->mc, m1 - ic);
+            for (int ir = 0; ir < mb; ir += mr) {
+                const float *src = j->A + (ptrdiff_t)(ic + ir) * j->lda + pc;
+                void *dst = a + (size_t)(ir / mr) * j->a_panel;
+                if (bf16) k->pack_bf16(imin(mr, mb - ir), kc, j->K - pc, src, j->lda, dst);
+                else k->pack_int8(imin(mr, mb - ir), kc, j->K - pc, src, j->lda, j->a_inv_scale, dst);
+            }
+            for (int jr = n0; jr < n1; jr += NR) {
+                const int n = imin(NR, n1 - jr);
+                const size_t b_off = (size_t)(jr / NR) * kpad * NR + (size_t)pc * NR;
+                for (int ir = 0; ir < mb; ir += mr) {
+                    const int m = imin(mr, mb - ir);
+                    float *c = j->C + (ptrdiff_t)(ic + ir) * j->ldc + jr;
+                    const void *ap = a + (size_t)(ir / mr) * j->a_panel;
+                    if (bf16)
+                        k->bf16(m, n, kc, ap, (const uint16_t *)j->B->data + b_off, c, j->ldc, pc > 0);
+                    else k->int8(m, n, kc, ap, (const int8_t *)j->B->data + b_off, c, j->ldc);
+                    if (last && j->ep) epilogue(j->ep, c, j->ldc, m, n, jr);
+                }
+            }
+        }
+    }
+}
+
+static void lowp_task(void *ctx, long begin, long end)
+{
+    const struct lowp_job *j = ctx;
+    if (j->split_n) run_block(j, 0, j->M, (int)begin * NN_LOWP_NR, imin((int)end * NN_LOWP_NR, j->N));
+    else run_block(j, (int)begin * j->mr, imin((int)end * j->mr, j->M), 0, j->N);
+}
+
+void nn_gemm_lowp_with(const struct nn_lowp_kernels *k, int M, const float *A, int lda, float a_inv_scale,
+                       const struct nn_lowp_weights *B, float *C, int ldc, const struct nn_gemm_epilogue *ep)
+{
+    if (M <= 0 || !B) return;
+    const bool bf16 = B->type == NN_LOWP_BF16;
+    struct lowp_job job = {
+        .k = k, .B = B, .M = M, .N = B->n, .K = B->k, .A = A, .lda = lda, .ldc = ldc,
+        .a_inv_scale = a_inv_scale, .C = C, .ep = ep, .mr = bf16 ? k->mr_bf16 : k->mr_int8,
+    };
+    /* Depth blocks: equal, multiples of 4, from K alone. int8 takes all of K
+     * in one block: its int32 sums cannot pass through C. */
+    const int kpad = B->kpad;
+    if (bf16) {
+        int blocks = (kpad + KC_BF16 - 1) / KC_BF16;
+        job.kc = ((kpad + blocks - 1) / blocks + NN_LOWP_KGROUP - 1) / NN_LOWP_KGROUP * NN_LOWP_KGROUP;
+    } else {
+        job.kc = kpad;
+    }
+    const size_t elem = bf16 ? k->a_bytes_bf16 : k->a_bytes_int8;
+    job.a_panel = ((size_t)job.mr * job.kc * elem + 63) / 64 * 64;
+    int panels = (int)(A_BLOCK_BYTES / job.a_panel);
+    panels = panels < 1 ? 1 : panels;
+    job.mc = panels * job.mr;
+
+    const long row_panels = (M + job.mr - 1) / job.mr, col_panels = (B->n + NN_LOWP_NR - 1) / NN_LOWP_NR;
+    const int threads = nn_threads_get();
+    if (threads < 2 || (double)M * B->n * B->k < (double)PARALLEL_MIN_MADDS || row_panels * col_panels < 2) {
+        run_block(&job, 0, M, 0, B->n);
+        return;
+    }
+    job.split_n = M <= SMALL_M_ROWS ? col_panels > 1 : row_panels < 2 * threads && col_panels >= 2 * threads;
+    nn_parallel_for(job.split_n ? col_panels : row_panels, 1, lowp_task, &job);
+}
+
+void nn_gemm_lowp(int M, const float *A, int lda, float a_inv_scale, const struct nn_lowp_weights *B, float *C,
+                  int ldc, const struct nn_gemm_epilogue *ep)
+{
+    nn_gemm_lowp_with(nn_lowp_kernels_select(B->type), M, A, lda, a_inv_scale, B, C, ldc, ep);
 }

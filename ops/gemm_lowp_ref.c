@@ -8,6 +8,7 @@
 #include "base/mem.h"
 #include "ops/gemm.h"
 #include "ops/gemm_lowp.h"
+#include "ops/gemm_lowp_internal.h"
 
 static uint32_t bits_of(float x)
 {
@@ -31,13 +32,35 @@ uint16_t nn_bf16_round(float x)
     return (uint16_t)(u >> 16);
 }
 
-/* Denormals read as zero (sign kept) and denormal results flushed to zero,
- * as vdpbf16ps does. */
+/* Denormals read as zero (sign kept), as vdpbf16ps reads its operands. */
 static float flush_denormal(float x)
 {
     uint32_t u = bits_of(x);
     if ((u & 0x7f800000u) == 0) return float_of(u & 0x80000000u);
     return x;
+}
+
+float nn_lowp_bf16_step(float acc, float x, float y)
+{
+    /* fmaf: the product exact and one rounding of the sum, but to the
+     * denormal grid below 2^-126, where the definition rounds to 24 bits as
+     * if the exponent were unbounded and then flushes. The two agree except
+     * just below 2^-126, handled next. */
+    float r = fmaf(x, y, acc);
+    float mag = fabsf(r);
+    if (mag < 0x1p-126f) return copysignf(0.0f, r);
+    if (mag == 0x1p-126f) {
+        /* The exact sum is s + e (Knuth's two-sum; the product of two bf16,
+         * 8-bit significands, is exact in double). Just below 2^-126 the
+         * 24-bit grid steps by 2^-150, so the sum rounds below 2^-126, and
+         * flushes, when it lies more than 2^-151 below it (exactly 2^-151
+         * below is a tie, to the even 2^-126). */
+        double p = (double)x * (double)y, s = (double)acc + p, bb = s - acc;
+        double e = ((double)acc - (s - bb)) + (p - bb);
+        double t = 0x1p-126 - fabs(s), toward = s < 0.0 ? -e : e; /* |exact| = |s| + toward */
+        if (t - 0x1p-151 > toward) return copysignf(0.0f, r);
+    }
+    return r;
 }
 
 uint8_t nn_lowp_quantize_activation(float a, float a_inv_scale)
@@ -134,20 +157,26 @@ static float epilogue_one(float c, const struct nn_gemm_epilogue *ep, int j)
 void nn_gemm_lowp_ref(int M, const float *A, int lda, float a_inv_scale, const struct nn_lowp_weights *B, float *C,
                       int ldc, const struct nn_gemm_epilogue *ep)
 {
-    const int K = B->k, N = B->n;
+    nn_gemm_lowp_ref_cols(M, A, lda, a_inv_scale, B, C, ldc, ep, 0, B->n);
+}
+
+void nn_gemm_lowp_ref_cols(int M, const float *A, int lda, float a_inv_scale, const struct nn_lowp_weights *B,
+                           float *C, int ldc, const struct nn_gemm_epilogue *ep, int n0, int n1)
+{
+    const int K = B->k;
     for (int i = 0; i < M; i++) {
         const float *a = A + (size_t)i * lda;
-        for (int j = 0; j < N; j++) {
+        for (int j = n0; j < n1; j++) {
             float c;
             if (B->type == NN_LOWP_BF16) {
                 const uint16_t *w = B->data;
                 float acc = 0.0f;
                 for (int g = 0; g < B->kpad; g += 2) {
-                    for (int h = 1; h >= 0; h--) {
+                    for (int h = 1; h >= 0; h--) { /* the odd depth of the pair first */
                         int p = g + h;
                         float x = p < K ? flush_denormal(nn_bf16_value(nn_bf16_round(a[p]))) : 0.0f;
                         float y = flush_denormal(nn_bf16_value(w[packed_index(B, p, j)]));
-                        acc = flush_denormal(acc + x * y);
+                        acc = nn_lowp_bf16_step(acc, x, y);
                     }
                 }
                 c = acc;

@@ -1,0 +1,220 @@
+/* AVX2 level of nn_gemm_lowp (compiled with AVX2, FMA; the AVX-VNNI
+ * functions carry their own target attribute and run only where the CPU
+ * has AVX-VNNI).
+ *
+ * bf16: bf16 values widened to float32 (a shift or a mask of the packed
+ * pairs) and summed with FMA in the definition's order, odd depth of each
+ * pair first. FMA computes the product exactly and rounds the sum once, as
+ * vdpbf16ps does; with MXCSR's DAZ and FTZ set for the kernel (this thread
+ * only, restored on return), denormals read as zero and tiny sums flush
+ * with vdpbf16ps' rule (tininess after rounding; the gemm_lowp tests check
+ * FMA under FTZ against the definition on a million adversarial pairs).
+ *
+ * int8: with AVX-VNNI, vpdpbusd on the packed groups as they are (lane j:
+ * column j's four depths); without it, vpmaddwd on values widened to 16
+ * bits (u8 x s8 products and their pairwise sums fit), summed per lane and
+ * folded pairwise at the end; integer sums are exact in any order. */
+#include <immintrin.h>
+
+#include "ops/gemm_lowp_pack.h"
+
+#define MR_BF16 4
+#define MR_MADD 4
+#define MR_VNNI 6
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+static ALWAYS_INLINE __m256i first_lanes(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The order in which the shuffles below leave 8 columns, and (being its own
+ * inverse) the permutation that restores them. */
+static ALWAYS_INLINE __m256i column_order(void) { return _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7); }
+
+static void pack_bf16(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, void *dst)
+{
+    nn_lowp_pack_f32(MR_BF16, m, kc, kvalid, a, lda, dst);
+}
+
+static void pack_int8_madd(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, float inv, void *dst)
+{
+    nn_lowp_pack_s16x4(MR_MADD, m, kc, kvalid, a, lda, inv, dst);
+}
+
+static void pack_int8_vnni(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, float inv, void *dst)
+{
+    nn_lowp_pack_u8x4(MR_VNNI, m, kc, kvalid, a, lda, inv, dst);
+}
+
+/* Rows 0..rows-1, 16 columns from b (a panel's group pointer plus the first
+ * column's offset), n of them stored. */
+static ALWAYS_INLINE void bf16_tile16(const int rows, int n, int kc, const float *a, const uint16_t *b, float *c,
+                                      ptrdiff_t ldc, bool accumulate)
+{
+    const __m256i order = column_order();
+    const __m256i mk0 = first_lanes(n), mk1 = first_lanes(n - 8);
+    const __m256 high = _mm256_castsi256_ps(_mm256_set1_epi32((int)0xffff0000u));
+    __m256 acc0[MR_BF16], acc1[MR_BF16];
+    for (int i = 0; i < rows; i++) {
+        if (accumulate) {
+            acc0[i] = _mm256_permutevar8x32_ps(_mm256_maskload_ps(c + i * ldc, mk0), order);
+            acc1[i] = _mm256_permutevar8x32_ps(_mm256_maskload_ps(c + i * ldc + 8, mk1), order);
+        } else {
+            acc0[i] = _mm256_setzero_ps();
+            acc1[i] = _mm256_setzero_ps();
+        }
+    }
+    for (int g = 0; g < kc / 4; g++) {
+        /* y[h]: columns 4h..4h+3, each as (depth 0|1, depth 2|3) dwords. */
+        const __m256 y0 = _mm256_loadu_ps((const float *)b), y1 = _mm256_loadu_ps((const float *)(b + 16));
+        const __m256 y2 = _mm256_loadu_ps((const float *)(b + 32)), y3 = _mm256_loadu_ps((const float *)(b + 48));
+        for (int h = 0; h < 2; h++) {
+            /* Pair h (depths 2h, 2h+1) of 8 + 8 columns, in column_order. */
+            const __m256 x0 = h ? _mm256_shuffle_ps(y0, y1, _MM_SHUFFLE(3, 1, 3, 1))
+                                : _mm256_shuffle_ps(y0, y1, _MM_SHUFFLE(2, 0, 2, 0));
+            const __m256 x1 = h ? _mm256_shuffle_ps(y2, y3, _MM_SHUFFLE(3, 1, 3, 1))
+                                : _mm256_shuffle_ps(y2, y3, _MM_SHUFFLE(2, 0, 2, 0));
+            const float *ap = a + (2 * h + 1) * MR_BF16;
+            __m256 v0 = _mm256_and_ps(x0, high), v1 = _mm256_and_ps(x1, high); /* the odd depth */
+            for (int i = 0; i < rows; i++) {
+                const __m256 ai = _mm256_broadcast_ss(ap + i);
+                acc0[i] = _mm256_fmadd_ps(ai, v0, acc0[i]);
+                acc1[i] = _mm256_fmadd_ps(ai, v1, acc1[i]);
+            }
+            ap -= MR_BF16;
+            v0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(x0), 16)); /* the even depth */
+            v1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(x1), 16));
+            for (int i = 0; i < rows; i++) {
+                const __m256 ai = _mm256_broadcast_ss(ap + i);
+                acc0[i] = _mm256_fmadd_ps(ai, v0, acc0[i]);
+                acc1[i] = _mm256_fmadd_ps(ai, v1, acc1[i]);
+            }
+        }
+        a += 4 * MR_BF16;
+        b += NN_LOWP_NR * NN_LOWP_KGROUP;
+    }
+    for (int i = 0; i < rows; i++) {
+        _mm256_maskstore_ps(c + i * ldc, mk0, _mm256_permutevar8x32_ps(acc0[i], order));
+        _mm256_maskstore_ps(c + i * ldc + 8, mk1, _mm256_permutevar8x32_ps(acc1[i], order));
+    }
+}
+
+static void bf16_kernel(int m, int n, int kc, const void *a, const uint16_t *b, float *c, ptrdiff_t ldc,
+                        bool accumulate)
+{
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040); /* FTZ (bit 15) and DAZ (bit 6), this thread only, restored below */
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        const uint16_t *bj = b + j0 * NN_LOWP_KGROUP;
+        float *cj = c + j0;
+        const int nj = n - j0;
+        switch (m) {
+        case 1: bf16_tile16(1, nj, kc, a, bj, cj, ldc, accumulate); break;
+        case 2: bf16_tile16(2, nj, kc, a, bj, cj, ldc, accumulate); break;
+        case 3: bf16_tile16(3, nj, kc, a, bj, cj, ldc, accumulate); break;
+        case 4: bf16_tile16(4, nj, kc, a, bj, cj, ldc, accumulate); break;
+        default: break;
+        }
+    }
+    _mm_setcsr(csr);
+}
+
+/* ---- int8 with vpmaddwd ---- */
+
+static ALWAYS_INLINE void madd_tile8(const int rows, int n, int kc, const int16_t *a, const int8_t *b, float *c,
+                                     ptrdiff_t ldc)
+{
+    __m256i lo[MR_MADD], hi[MR_MADD];
+    for (int i = 0; i < rows; i++) lo[i] = hi[i] = _mm256_setzero_si256();
+    for (int g = 0; g < kc / 4; g++) {
+        /* Columns 0-3 and 4-7, four depths each, as 16-bit values. */
+        const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b));
+        const __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 16)));
+        for (int i = 0; i < rows; i++) {
+            int64_t four;
+            memcpy(&four, a + i * 4, sizeof four);
+            const __m256i ai = _mm256_set1_epi64x(four); /* even lanes: depths 0, 1; odd lanes: 2, 3 */
+            lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(ai, b0));
+            hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(ai, b1));
+        }
+        a += 4 * MR_MADD;
+        b += NN_LOWP_NR * NN_LOWP_KGROUP;
+    }
+    const __m256i order = column_order(), mk = first_lanes(n);
+    for (int i = 0; i < rows; i++) {
+        const __m256i sum = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo[i], hi[i]), order);
+        _mm256_maskstore_ps(c + i * ldc, mk, _mm256_cvtepi32_ps(sum));
+    }
+}
+
+static void int8_kernel_madd(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc)
+{
+    for (int j0 = 0; j0 < n; j0 += 8) {
+        const int8_t *bj = b + j0 * NN_LOWP_KGROUP;
+        float *cj = c + j0;
+        switch (m) {
+        case 1: madd_tile8(1, n - j0, kc, a, bj, cj, ldc); break;
+        case 2: madd_tile8(2, n - j0, kc, a, bj, cj, ldc); break;
+        case 3: madd_tile8(3, n - j0, kc, a, bj, cj, ldc); break;
+        case 4: madd_tile8(4, n - j0, kc, a, bj, cj, ldc); break;
+        default: break;
+        }
+    }
+}
+
+/* ---- int8 with AVX-VNNI ---- */
+
+#define VNNI __attribute__((target("avxvnni")))
+
+static VNNI ALWAYS_INLINE void vnni_tile16(const int rows, int n, int kc, const uint32_t *a, const int8_t *b,
+                                           float *c, ptrdiff_t ldc)
+{
+    __m256i acc0[MR_VNNI], acc1[MR_VNNI];
+    for (int i = 0; i < rows; i++) acc0[i] = acc1[i] = _mm256_setzero_si256();
+    for (int g = 0; g < kc / 4; g++) {
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)b), b1 = _mm256_loadu_si256((const __m256i *)(b + 32));
+        for (int i = 0; i < rows; i++) {
+            const __m256i ai = _mm256_set1_epi32((int)a[i]);
+            acc0[i] = _mm256_dpbusd_avx_epi32(acc0[i], ai, b0);
+            acc1[i] = _mm256_dpbusd_avx_epi32(acc1[i], ai, b1);
+        }
+        a += MR_VNNI;
+        b += NN_LOWP_NR * NN_LOWP_KGROUP;
+    }
+    const __m256i mk0 = first_lanes(n), mk1 = first_lanes(n - 8);
+    for (int i = 0; i < rows; i++) {
+        _mm256_maskstore_ps(c + i * ldc, mk0, _mm256_cvtepi32_ps(acc0[i]));
+        _mm256_maskstore_ps(c + i * ldc + 8, mk1, _mm256_cvtepi32_ps(acc1[i]));
+    }
+}
+
+static VNNI void int8_kernel_vnni(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc)
+{
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        const int8_t *bj = b + j0 * NN_LOWP_KGROUP;
+        float *cj = c + j0;
+        switch (m) {
+        case 1: vnni_tile16(1, n - j0, kc, a, bj, cj, ldc); break;
+        case 2: vnni_tile16(2, n - j0, kc, a, bj, cj, ldc); break;
+        case 3: vnni_tile16(3, n - j0, kc, a, bj, cj, ldc); break;
+        case 4: vnni_tile16(4, n - j0, kc, a, bj, cj, ldc); break;
+        case 5: vnni_tile16(5, n - j0, kc, a, bj, cj, ldc); break;
+        case 6: vnni_tile16(6, n - j0, kc, a, bj, cj, ldc); break;
+        default: break;
+        }
+    }
+}
+
+const struct nn_lowp_kernels nn_lowp_kernels_avx2 = {
+    .bf16_name = "avx2-fma", .int8_name = "avx2-maddwd", .mr_bf16 = MR_BF16, .mr_int8 = MR_MADD,
+    .a_bytes_bf16 = sizeof(float), .a_bytes_int8 = sizeof(int16_t),
+    .pack_bf16 = pack_bf16, .pack_int8 = pack_int8_madd, .bf16 = bf16_kernel, .int8 = int8_kernel_madd,
+};
+
+const struct nn_lowp_kernels nn_lowp_kernels_avx2_vnni = {
+    .bf16_name = "avx2-fma", .int8_name = "avx-vnni", .mr_bf16 = MR_BF16, .mr_int8 = MR_VNNI,
+    .a_bytes_bf16 = sizeof(float), .a_bytes_int8 = 1,
+    .pack_bf16 = pack_bf16, .pack_int8 = pack_int8_vnni, .bf16 = bf16_kernel, .int8 = int8_kernel_vnni,
+};

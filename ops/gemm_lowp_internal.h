@@ -1,0 +1,74 @@
+/* Inside nn_gemm_lowp: the contract between the blocked driver
+ * (ops/gemm_lowp.c) and the per-level packing routines and micro-kernels
+ * (ops/gemm_lowp_scalar.c, _avx2.c, _avx512.c), the exact bf16 step of the
+ * definition, and a hook that lets the tests reach every level.
+ *
+ * The driver hands a kernel one row panel of A (at most mr rows, converted
+ * and packed by the same level's pack routine, kc depths, kc a multiple of
+ * NN_LOWP_KGROUP, depths at or past K zero) and one column panel of packed B
+ * starting at the same depth (b = panel + depth * NN_LOWP_NR elements), and
+ * the kernel writes (or, for bf16 with `accumulate`, continues) the m x n
+ * tile of C (n <= NN_LOWP_NR). Row panels' unused rows are packed as zeros;
+ * the kernel never stores them. */
+#ifndef NN_OPS_GEMM_LOWP_INTERNAL_H
+#define NN_OPS_GEMM_LOWP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops/gemm_lowp.h"
+
+struct nn_lowp_kernels {
+    const char *bf16_name, *int8_name;
+    int mr_bf16, mr_int8;  /* rows of a packed A panel */
+    size_t a_bytes_bf16, a_bytes_int8; /* bytes of one depth of one row in a packed A panel */
+    /* A[i][p] for i < m, p < kvalid (a row-major, rows lda apart) into the
+     * bf16 (or int8) panel; p in [kvalid, kc) and rows m..mr-1 are zeros. */
+    void (*pack_bf16)(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, void *dst);
+    void (*pack_int8)(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, float a_inv_scale, void *dst);
+    /* bf16: C tile = (accumulate ? C tile : 0) continued over kc depths in
+     * the definition's order. */
+    void (*bf16)(int m, int n, int kc, const void *a, const uint16_t *b, float *c, ptrdiff_t ldc, bool accumulate);
+    /* int8: C tile = (float) exact int32 sum over kc depths (all of K). */
+    void (*int8)(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc);
+};
+
+extern const struct nn_lowp_kernels nn_lowp_kernels_scalar;
+extern const struct nn_lowp_kernels nn_lowp_kernels_avx2;
+extern const struct nn_lowp_kernels nn_lowp_kernels_avx512;
+
+/* One step of the bf16 sum, exactly as vdpbf16ps does it (see
+ * ops/gemm_lowp.h): acc + x * y with the product exact, rounded once to
+ * nearest even, and flushed to a zero of its sign when the exact sum is
+ * below 2^-126 after that rounding (as if the exponent were unbounded:
+ * tininess after rounding, as MXCSR.FTZ decides it). x and y are bf16
+ * values already read with denormals as zero; acc is normal or zero. */
+float nn_lowp_bf16_step(float acc, float x, float y);
+
+/* bf16 bits with a denormal read as zero (sign kept). */
+static inline uint16_t nn_lowp_bf16_daz(uint16_t h) { return (h & 0x7f80u) ? h : (uint16_t)(h & 0x8000u); }
+
+/* The kernel sets. avx2 reads int8 with vpmaddwd on 16-bit values,
+ * avx2_vnni with AVX-VNNI's vpdpbusd (its bf16 is avx2's); avx512 needs
+ * AVX-512 BF16 for bf16 and AVX-512 VNNI for int8. */
+extern const struct nn_lowp_kernels nn_lowp_kernels_avx2_vnni;
+
+/* Whether this CPU can run `k`'s kernels for `type`. */
+bool nn_lowp_kernels_usable(const struct nn_lowp_kernels *k, enum nn_lowp type);
+/* The set nn_gemm_lowp uses for `type`: the best usable at or below
+ * nn_simd_level() (which NN_SIMD caps). */
+const struct nn_lowp_kernels *nn_lowp_kernels_select(enum nn_lowp type);
+/* nn_gemm_lowp with the given kernel set (tests reach every set this way). */
+void nn_gemm_lowp_with(const struct nn_lowp_kernels *k, int M, const float *A, int lda, float a_inv_scale,
+                       const struct nn_lowp_weights *B, float *C, int ldc, const struct nn_gemm_epilogue *ep);
+
+/* nn_gemm_lowp_ref on columns n0..n1 of C only (the driver's fallback when
+ * it has no memory for packing). */
+void nn_gemm_lowp_ref_cols(int M, const float *A, int lda, float a_inv_scale, const struct nn_lowp_weights *B,
+                           float *C, int ldc, const struct nn_gemm_epilogue *ep, int n0, int n1);
+
+/* Frees the calling thread's packing buffer (nn_gemm_release_scratch calls it). */
+void nn_gemm_lowp_release_scratch(void);
+
+#endif
