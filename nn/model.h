@@ -14,6 +14,7 @@ struct nn_conv_lowp {
     struct nn_lowp_weights *w;  /* NULL: not a conv weight */
     float a_inv_scale;          /* int8: 1 / the input's scale */
     float *scale;               /* int8: input scale x weight scale, per output channel; NULL in bf16 */
+    struct nn_lowp_weights *wino[16]; /* bf16 3x3 stride-1 convs: Winograd's transformed weights, packed */
 };
 
 struct nn_model {

@@ -13,6 +13,7 @@
 #include "ops/concat.h"
 #include "ops/dense.h"
 #include "ops/gemm.h"
+#include "ops/winograd.h"
 
 float *nn_net_tensor(const struct nn_net *net, int t) { return (float *)(net->arena + net->act[t]); }
 static float *grad_of(const struct nn_net *net, int t) { return (float *)(net->arena + net->grad[t]); }
@@ -310,7 +311,10 @@ static void conv_node_forward(struct nn_net *net, int i, bool train_mode)
             const struct nn_conv_lowp *lw = &net->lowp[n->w];
             ep.scale = lw->scale;
             ep.shift = nn_param_data(p, n->bias);
-            nn_conv2d_forward_lowp(y, net->ld[n->output], x, lw->w, lw->a_inv_scale, &s, net->scratch, &ep);
+            if (lw->wino[0] && nn_winograd_applies(&s))
+                nn_conv2d_winograd_forward_lowp(y, net->ld[n->output], x, (const struct nn_lowp_weights *const *)lw->wino,
+                                                &s, net->scratch, &ep);
+            else nn_conv2d_forward_lowp(y, net->ld[n->output], x, lw->w, lw->a_inv_scale, &s, net->scratch, &ep);
             return;
         }
         if (net->cfg.folded) {

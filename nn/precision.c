@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/graph.h"
 #include "nn/model.h"
 #include "ops/gemm_lowp.h"
+#include "ops/winograd.h"
 
 const char *nn_precision_name(enum nn_precision p)
 {
@@ -30,6 +32,7 @@ static void free_lowp(struct nn_model *m)
     for (int i = 0; i < m->params.count; i++) {
         nn_lowp_weights_free(m->lowp[i].w);
         free(m->lowp[i].scale);
+        for (int x = 0; x < 16; x++) nn_lowp_weights_free(m->lowp[i].wino[x]);
     }
     free(m->lowp);
     m->lowp = NULL;
@@ -37,7 +40,22 @@ static void free_lowp(struct nn_model *m)
 
 void nn_model_free_lowp(struct nn_model *m) { free_lowp(m); }
 
-static enum nn_status pack_conv(const struct nn_model *m, int i, struct nn_conv_lowp *out)
+/* A 3x3 stride-1 conv's Winograd transform, packed in bf16 (16/9 of the
+ * weights again). Used where the float32 path would use Winograd
+ * (nn_winograd_applies: enough channels and tiles for the batch). */
+static enum nn_status pack_winograd(const struct nn_param *p, const float *w, struct nn_conv_lowp *out)
+{
+    const int C = p->shape[2], K = p->shape[3];
+    float *u = malloc(nn_winograd_weight_floats(C, K) * sizeof(float));
+    if (!u) return nn_fail(NN_ERR_NOMEM, "out of memory packing %s", p->name);
+    nn_winograd_transform_weights(u, w, C, K);
+    enum nn_status st = NN_OK;
+    for (int x = 0; x < 16 && st == NN_OK; x++) st = nn_lowp_pack_bf16(u + (size_t)x * C * K, C, K, &out->wino[x]);
+    free(u);
+    return st;
+}
+
+static enum nn_status pack_conv(const struct nn_model *m, int i, bool winograd, struct nn_conv_lowp *out)
 {
     const struct nn_param *p = &m->params.items[i];
     const float *w = nn_param_data(&m->params, i);
@@ -52,7 +70,10 @@ static enum nn_status pack_conv(const struct nn_model *m, int i, struct nn_conv_
         if (!(in_scale >= 0.0f) || !isfinite(in_scale))
             return nn_fail(NN_ERR_FORMAT, "%s: input scale %g is not a finite number >= 0", p->name, in_scale);
     }
-    if (in_scale <= 0.0f) return nn_lowp_pack_bf16(w, rows, K, &out->w);
+    if (in_scale <= 0.0f) {
+        NN_TRY(nn_lowp_pack_bf16(w, rows, K, &out->w));
+        return winograd ? pack_winograd(p, w, out) : NN_OK;
+    }
     const float *wscale = nn_param_data(&m->params, ws);
     int8_t *q = malloc(p->count);
     out->scale = malloc((size_t)K * sizeof(float));
@@ -73,17 +94,18 @@ enum nn_status nn_model_pack_lowp(struct nn_model *m)
 {
     free_lowp(m);
     if (m->cfg.precision == NN_PRECISION_F32) return NN_OK;
-    m->lowp = calloc((size_t)m->params.count, sizeof *m->lowp);
-    if (!m->lowp) return nn_fail(NN_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < m->params.count; i++) {
-        if (m->params.items[i].kind != NN_PARAM_CONV_W) continue;
-        enum nn_status st = pack_conv(m, i, &m->lowp[i]);
-        if (st != NN_OK) {
-            free_lowp(m);
-            return st;
-        }
+    /* The graph (built for one image) says each conv's stride. */
+    struct nn_graph g;
+    NN_TRY(nn_graph_build(&g, &m->cfg, 1, &m->params));
+    enum nn_status st = NN_OK;
+    if (!(m->lowp = calloc((size_t)m->params.count, sizeof *m->lowp))) st = nn_fail(NN_ERR_NOMEM, "out of memory");
+    for (int i = 0; st == NN_OK && i < g.nnodes; i++) {
+        const struct nn_node *n = &g.nodes[i];
+        if (n->kind == NN_NODE_CONV) st = pack_conv(m, n->w, nn_winograd_supports(&n->conv), &m->lowp[n->w]);
     }
-    return NN_OK;
+    nn_graph_free(&g);
+    if (st != NN_OK) free_lowp(m);
+    return st;
 }
 
 /* A frozen float32 model with the same weights, or a clone if src is one. */

@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "base/threads.h"
 #include "ops/gemm.h"
+#include "ops/gemm_lowp.h"
 #include "ops/winograd_internal.h"
 
 /* A block's transformed inputs and products (16 * tiles * (C + K) floats)
@@ -164,6 +165,7 @@ struct conv_job {
     int ldo;
     bool accumulate;
     const float *in, *u, *zeros;
+    const struct nn_lowp_weights *const *u_lowp; /* bf16: the 16 transformed matrices packed (u unused) */
     float *v, *m;             /* the chunk's transformed inputs and products */
     ptrdiff_t v_stride, m_stride;
     long t0, t1;              /* the chunk's tiles */
@@ -193,7 +195,9 @@ static void gemm_rows(const struct conv_job *j, int xi, long r0, long r1)
     const int C = j->geom.s->c, K = j->geom.s->k;
     const float *a = j->v + xi * j->v_stride + r0 * C;
     float *m = j->m + xi * j->m_stride + r0 * K;
-    if (j->flip) /* u holds [K, C] matrices (the forward's [C', K']): use them transposed */
+    if (j->u_lowp)
+        nn_gemm_lowp((int)(r1 - r0), a, C, 0.0f, j->u_lowp[xi], m, K, NULL);
+    else if (j->flip) /* u holds [K, C] matrices (the forward's [C', K']): use them transposed */
         nn_gemm(false, true, (int)(r1 - r0), K, C, 1.0f, a, C, j->u + (ptrdiff_t)rotated(xi) * C * K, C, 0.0f, m, K);
     else
         nn_gemm(false, false, (int)(r1 - r0), K, C, 1.0f, a, C, j->u + (ptrdiff_t)xi * C * K, K, 0.0f, m, K);
@@ -229,8 +233,9 @@ static void gemm_task(void *ctx, long begin, long end)
     for (long xi = begin; xi < end; xi++) gemm_rows(j, (int)xi, 0, j->t1 - j->t0);
 }
 
-static void run(float *out, int ldo, bool accumulate, const float *in, const float *u, bool flip,
-                const struct nn_conv_shape *s, float *scratch, long chunk_tiles, const struct nn_gemm_epilogue *ep)
+static void run(float *out, int ldo, bool accumulate, const float *in, const float *u,
+                const struct nn_lowp_weights *const *u_lowp, bool flip, const struct nn_conv_shape *s, float *scratch,
+                long chunk_tiles, const struct nn_gemm_epilogue *ep)
 {
     if (chunk_tiles < 1) chunk_tiles = 1;
     const size_t nz = zero_floats(s);
@@ -239,7 +244,7 @@ static void run(float *out, int ldo, bool accumulate, const float *in, const flo
         .kern = kernels(),
         .geom = {s, (s->oh + 1) / 2, (s->ow + 1) / 2},
         .out = out, .ldo = ldo, .accumulate = accumulate,
-        .in = in, .u = u, .zeros = scratch,
+        .in = in, .u = u, .u_lowp = u_lowp, .zeros = scratch,
         .v = scratch + nz, .m = scratch + nz + 16 * chunk_tiles * s->c,
         .v_stride = (ptrdiff_t)chunk_tiles * s->c, .m_stride = (ptrdiff_t)chunk_tiles * s->k,
         .scale = ep ? ep->scale : NULL, .shift = ep ? ep->shift : NULL, .relu = ep && ep->relu, .flip = flip,
@@ -269,13 +274,19 @@ void nn_conv2d_winograd_forward_ex(float *out, int ldo, bool accumulate, const f
                                    const struct nn_conv_shape *s, float *scratch, long chunk_tiles,
                                    const struct nn_gemm_epilogue *ep)
 {
-    run(out, ldo, accumulate, in, u, false, s, scratch, chunk_tiles, ep);
+    run(out, ldo, accumulate, in, u, NULL, false, s, scratch, chunk_tiles, ep);
+}
+
+void nn_conv2d_winograd_forward_lowp(float *out, int ldo, const float *in, const struct nn_lowp_weights *const u[16],
+                                     const struct nn_conv_shape *s, float *scratch, const struct nn_gemm_epilogue *ep)
+{
+    run(out, ldo, false, in, NULL, u, false, s, scratch, nn_winograd_chunk_tiles(s), ep);
 }
 
 void nn_conv2d_winograd_forward(float *out, const float *in, const float *u, const struct nn_conv_shape *s,
                                 float *scratch)
 {
-    run(out, s->k, false, in, u, false, s, scratch, nn_winograd_chunk_tiles(s), NULL);
+    run(out, s->k, false, in, u, NULL, false, s, scratch, nn_winograd_chunk_tiles(s), NULL);
 }
 
 /* ---- dL/din ---- */
@@ -327,7 +338,7 @@ void nn_conv2d_winograd_backward_input_chunked(float *din, const float *dout, co
 {
     struct nn_conv_shape bs;
     nn_winograd_backward_shape(&bs, s);
-    run(din, bs.k, true, dout, u, true, &bs, scratch, chunk_tiles, NULL);
+    run(din, bs.k, true, dout, u, NULL, true, &bs, scratch, chunk_tiles, NULL);
 }
 
 void nn_conv2d_winograd_backward_input(float *din, const float *dout, const float *u, const struct nn_conv_shape *s,

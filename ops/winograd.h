@@ -79,6 +79,14 @@ void nn_conv2d_winograd_forward_ex(float *out, int ldo, bool accumulate, const f
                                    const struct nn_gemm_epilogue *ep);
 size_t nn_winograd_scratch_floats_chunked(const struct nn_conv_shape *s, long chunk_tiles);
 
+/* The forward in bf16 (ops/gemm_lowp.h): u[xi] are the 16 transformed
+ * weight matrices [C, K], each rounded to bf16 and packed; the transformed
+ * input tiles are rounded as the GEMM packs them. The transforms themselves
+ * stay float32. scratch as nn_conv2d_winograd_forward's. */
+struct nn_lowp_weights;
+void nn_conv2d_winograd_forward_lowp(float *out, int ldo, const float *in, const struct nn_lowp_weights *const u[16],
+                                     const struct nn_conv_shape *s, float *scratch, const struct nn_gemm_epilogue *ep);
+
 /* ---- dL/din ----
  * For a 3x3 stride-1 conv, din[ih, iw, c] = sum over taps (ki, kj) and k of
  * dout[ih + pad_top - ki, iw + pad_left - kj, k] * w[ki, kj, c, k]: a 3x3
