@@ -17,6 +17,7 @@
 #include "ops/conv2d.h"
 #include "ops/gemm.h"
 #include "ops/gemm_lowp.h"
+#include "ops/winograd.h"
 #include "tests/testutil.h"
 
 /* ---- the conv path against a direct convolution ---- */
@@ -132,6 +133,52 @@ START_TEST(bf16_conv_within_float32_accumulation)
                 }
     nn_lowp_weights_free(pw);
     free(in), free(wf), free(out);
+    nn_free(scratch);
+}
+END_TEST
+
+/* bf16 Winograd on small integers: the transforms only add, subtract and
+ * halve, so with inputs 0..3 and weights -2..2 every transformed value
+ * (quarters below 2^5) is exact in bf16 and every sum exact in float32,
+ * and the result must equal the direct integer convolution exactly. */
+START_TEST(bf16_winograd_exact_on_small_integers)
+{
+    const int n = 2, h = 9, w = 7, c = 16, k = 20;
+    struct nn_conv_shape s;
+    ck_assert_int_eq(nn_conv_shape_init(&s, n, h, w, c, k, 3, 3, 1, NN_PAD_SAME), NN_OK);
+    size_t in_count = (size_t)n * h * w * c, w_count = (size_t)9 * c * k, out_count = (size_t)n * s.oh * s.ow * k;
+    float *in = malloc(in_count * sizeof(float)), *wf = malloc(w_count * sizeof(float));
+    float *out = malloc(out_count * sizeof(float)), *shift = malloc((size_t)k * sizeof(float));
+    float *u = malloc(nn_winograd_weight_floats(c, k) * sizeof(float));
+    float *scratch = nn_alloc((nn_conv2d_scratch_floats(&s) + 16) * sizeof(float));
+    for (size_t i = 0; i < in_count; i++) in[i] = (float)((i * 7 + 3) % 4);
+    for (size_t i = 0; i < w_count; i++) wf[i] = (float)((int)((i * 5 + 1) % 5) - 2);
+    for (int j = 0; j < k; j++) shift[j] = (float)(j % 3) - 1.0f;
+    nn_winograd_transform_weights(u, wf, c, k);
+    struct nn_lowp_weights *pu[16];
+    for (int x = 0; x < 16; x++) ck_assert_int_eq(nn_lowp_pack_bf16(u + (size_t)x * c * k, c, k, &pu[x]), NN_OK);
+    struct nn_gemm_epilogue ep = {.shift = shift, .relu = true};
+    nn_conv2d_winograd_forward_lowp(out, k, in, (const struct nn_lowp_weights *const *)pu, &s, scratch, &ep);
+    for (int b = 0; b < n; b++)
+        for (int y = 0; y < s.oh; y++)
+            for (int x = 0; x < s.ow; x++)
+                for (int j = 0; j < k; j++) {
+                    double sum = 0.0;
+                    for (int i = 0; i < 3; i++)
+                        for (int jj = 0; jj < 3; jj++) {
+                            int iy = y - s.pad_top + i, ix = x - s.pad_left + jj;
+                            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                            for (int cc = 0; cc < c; cc++)
+                                sum += in[(((size_t)b * h + iy) * w + ix) * c + cc] *
+                                       wf[(((size_t)i * 3 + jj) * c + cc) * k + j];
+                        }
+                    sum += shift[j];
+                    float want = sum > 0 ? (float)sum : 0.0f;
+                    float got = out[(((size_t)b * s.oh + y) * s.ow + x) * k + j];
+                    ck_assert_msg(got == want, "(%d,%d,%d,%d): %g != %g", b, y, x, j, got, want);
+                }
+    for (int x = 0; x < 16; x++) nn_lowp_weights_free(pu[x]);
+    free(in), free(wf), free(out), free(shift), free(u);
     nn_free(scratch);
 }
 END_TEST
@@ -475,6 +522,7 @@ Suite *suite_lowp_model(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, int8_conv_is_exact);
     tcase_add_test(tc, bf16_conv_within_float32_accumulation);
+    tcase_add_test(tc, bf16_winograd_exact_on_small_integers);
     tcase_add_test(tc, calibration_thresholds);
     tcase_add_test(tc, bf16_and_int8_models_save_and_load_exactly);
     tcase_add_test(tc, mismatched_dtypes_are_refused);
