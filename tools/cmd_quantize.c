@@ -21,11 +21,13 @@ static const char usage[] =
 struct prog {
     struct cli_progress bar;
     bool quiet, started;
+    long done;          /* images calibrated on */
 };
 
 static void on_progress(void *user, long done, long total)
 {
     struct prog *p = user;
+    p->done = done;
     if (p->quiet) return;
     if (!p->started) {
         cli_progress_start(&p->bar, "calibrating", "images");
@@ -86,7 +88,7 @@ int cmd_quantize(int argc, char **argv)
     if (rc == 0 && !prog.quiet)
         printf("%s: int8, %d classes, calibrated (%s) on %ld images of %s in %.1f s; %.1f MB (from %.1f MB)\n", out,
                q->cfg.num_classes, nn_calib_method_name(opt.method),
-               opt.images, data, cli_now() - t0, file_size(out) / 1e6, file_size(in) / 1e6);
+               prog.done, data, cli_now() - t0, file_size(out) / 1e6, file_size(in) / 1e6);
     nn_model_free(q);
     nn_model_free(m);
     return rc;
