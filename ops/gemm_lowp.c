@@ -219,7 +219,8 @@ void nn_gemm_lowp_with(const struct nn_lowp_kernels *k, int M, const float *A, i
         job.kc = kpad;
     }
     const size_t elem = bf16 ? k->a_bytes_bf16 : k->a_bytes_int8;
-    job.a_panel = ((size_t)job.mr * job.kc * elem + 63) / 64 * 64;
+    /* + 64: the SIMD packers' last store may run past the panel. */
+    job.a_panel = ((size_t)job.mr * job.kc * elem + 63) / 64 * 64 + 64;
     int panels = (int)(A_BLOCK_BYTES / job.a_panel);
     panels = panels < 1 ? 1 : panels;
     job.mc = panels * job.mr;

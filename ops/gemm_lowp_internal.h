@@ -24,7 +24,8 @@ struct nn_lowp_kernels {
     int mr_bf16, mr_int8;  /* rows of a packed A panel */
     size_t a_bytes_bf16, a_bytes_int8; /* bytes of one depth of one row in a packed A panel */
     /* A[i][p] for i < m, p < kvalid (a row-major, rows lda apart) into the
-     * bf16 (or int8) panel; p in [kvalid, kc) and rows m..mr-1 are zeros. */
+     * bf16 (or int8) panel; p in [kvalid, kc) and rows m..mr-1 are zeros.
+     * May write up to 64 bytes past the panel. */
     void (*pack_bf16)(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, void *dst);
     void (*pack_int8)(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, float a_inv_scale, void *dst);
     /* bf16: C tile = (accumulate ? C tile : 0) continued over kc depths in
