@@ -34,18 +34,18 @@ static ALWAYS_INLINE __mmask16 first_lanes(int n)
 static ALWAYS_INLINE void transpose16(__m512i r[16])
 {
     __m512i t[16];
-    for (int i = 0; i < 16; i += 2) {
+    UNROLL for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);     /* r_i0 r_(i+1)0 r_i1 r_(i+1)1, per lane */
         t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]); /* elements 2, 3 of each lane */
     }
-    for (int i = 0; i < 16; i += 4) {
+    UNROLL for (int i = 0; i < 16; i += 4) {
         r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);     /* element 0 of each lane, rows i..i+3 */
         r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]); /* element 1 */
         r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
         r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
     }
     /* r[4b + e], lane L: element 4L + e of rows 4b..4b+3. */
-    for (int e = 0; e < 4; e++) {
+    UNROLL for (int e = 0; e < 4; e++) {
         __m512i x01 = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x88);   /* lanes 0, 2 of rows 0-3, then of 4-7 */
         __m512i y01 = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xDD);   /* lanes 1, 3 */
         __m512i x23 = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x88);
@@ -55,7 +55,7 @@ static ALWAYS_INLINE void transpose16(__m512i r[16])
         t[4 + e] = _mm512_shuffle_i32x4(y01, y23, 0x88);  /* lane 1: element 4 + e */
         t[12 + e] = _mm512_shuffle_i32x4(y01, y23, 0xDD); /* lane 3: element 12 + e */
     }
-    for (int i = 0; i < 16; i++) r[i] = t[i];
+    UNROLL for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
 /* nn_bf16_round on 16 floats, in the low half of each dword. */
@@ -90,7 +90,7 @@ static void pack_bf16(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, 
         const int pairs = (kc - p0 < 32 ? kc - p0 : 32) / 2, valid = nk - p0;
         const __mmask16 k0 = first_lanes(valid), k1 = first_lanes(valid - 16);
         __m512i r[16];
-        for (int i = 0; i < 16; i++) {
+        UNROLL for (int i = 0; i < 16; i++) {
             if (i < m) {
                 const float *row = a + i * lda + p0;
                 __m256i lo = _mm512_cvtepi32_epi16(round_bf16(_mm512_maskz_loadu_ps(k0, row)));
@@ -113,14 +113,16 @@ static void pack_int8(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, 
     for (int p0 = 0; p0 < kc; p0 += 64) {
         const int groups = (kc - p0 < 64 ? kc - p0 : 64) / 4, valid = nk - p0;
         __m512i r[16];
-        for (int i = 0; i < 16; i++) {
+        UNROLL for (int i = 0; i < 16; i++) {
             r[i] = _mm512_setzero_si512();
             if (i >= m) continue;
             const float *row = a + i * lda + p0;
-            for (int h = 0; h < 4; h++) {
-                const __m128i q = quantize16(_mm512_maskz_loadu_ps(first_lanes(valid - 16 * h), row + 16 * h), inv);
-                r[i] = _mm512_inserti32x4(r[i], q, h);
-            }
+#define QUARTER(h) quantize16(_mm512_maskz_loadu_ps(first_lanes(valid - 16 * (h)), row + 16 * (h)), inv)
+            r[i] = _mm512_inserti32x4(r[i], QUARTER(0), 0);
+            r[i] = _mm512_inserti32x4(r[i], QUARTER(1), 1);
+            r[i] = _mm512_inserti32x4(r[i], QUARTER(2), 2);
+            r[i] = _mm512_inserti32x4(r[i], QUARTER(3), 3);
+#undef QUARTER
         }
         transpose16(r);
         for (int g = 0; g < groups; g++) _mm512_storeu_si512(dst + (ptrdiff_t)(p0 / 4 + g) * MR, r[g]);

@@ -330,7 +330,7 @@ static const struct shape shapes[] = {
     {13, 32, 4, 5, 0, false},  {14, 33, 7, 0, 0, true},   {15, 17, 9, 3, 1, false},   {28, 64, 16, 0, 0, false},
     {29, 65, 38, 1, 7, true},  {64, 96, 130, 0, 0, true}, {65, 100, 255, 2, 3, false}, {3, 100, 1000, 0, 1, true},
     {200, 19, 77, 4, 0, true}, {171, 100, 390, 1, 2, false}, {43, 47, 769, 0, 0, true}, {6, 40, 4099, 3, 1, false},
-    {5, 9, 5000, 1, 1, true},  {100, 32, 1153, 0, 4, true}, {16, 16, 2, 0, 0, false},  {60, 8, 400, 2, 2, true},
+    {5, 9, 5000, 1, 1, true},  {100, 32, 1153, 0, 4, true}, {16, 16, 2, 0, 0, false},  {60, 8, 400, 2, 2, true},    {31, 70, 2501, 1, 3, true},
 };
 
 /* Data kinds for bf16: 0 ordinary, 1 with denormals and tiny values (the
