@@ -130,7 +130,7 @@ static void pack_int8(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, 
 }
 
 /* acc += the pair dot products (vdpbf16ps) / the quad dot products
- * (vpdpbusd) of a broadcast 32-bit value of A (read from memory) and b.
+ * (vpdpbusd) of a broadcast 32-bit value of A and b.
  * Inline assembly: with the intrinsics, gcc 12 keeps the accumulator
  * arrays on the stack (a store per instruction); as asm operands they stay
  * in the 28 registers. The instruction is the same. */
@@ -140,9 +140,13 @@ static ALWAYS_INLINE __m512 dp_bf16(__m512 acc, const uint32_t *a, __m512i b)
     return acc;
 }
 
+/* vpdpbusd's unsigned operand is its first source, which cannot be a
+ * memory broadcast: A (u8) is broadcast into a register, B (s8) is the
+ * second source. */
 static ALWAYS_INLINE __m512i dp_u8s8(__m512i acc, const uint32_t *a, __m512i b)
 {
-    __asm__("vpdpbusd %1%{1to16%}, %2, %0" : "+v"(acc) : "m"(*a), "v"(b));
+    const __m512i ai = _mm512_set1_epi32((int)*a);
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(ai), "v"(b));
     return acc;
 }
 
