@@ -140,16 +140,13 @@ struct lowp_job {
 
 static int imin(int a, int b) { return a < b ? a : b; }
 
-/* The epilogue on an m x n tile at column j0 (c points at its first element).
- * Compiled without FMA: the multiply and the add round separately. */
-static void epilogue(const struct nn_gemm_epilogue *ep, float *c, ptrdiff_t ldc, int m, int n, int j0)
+void nn_lowp_tile_epilogue(const struct nn_gemm_epilogue *ep, float *c, ptrdiff_t ldc, int m, int n)
 {
-    const float *scale = ep->scale ? ep->scale + j0 : NULL, *shift = ep->shift ? ep->shift + j0 : NULL;
     for (int i = 0; i < m; i++, c += ldc) {
-        if (scale)
-            for (int j = 0; j < n; j++) c[j] *= scale[j];
-        if (shift)
-            for (int j = 0; j < n; j++) c[j] += shift[j];
+        if (ep->scale)
+            for (int j = 0; j < n; j++) c[j] *= ep->scale[j];
+        if (ep->shift)
+            for (int j = 0; j < n; j++) c[j] += ep->shift[j];
         if (ep->relu)
             for (int j = 0; j < n; j++) c[j] = c[j] > 0.0f ? c[j] : 0.0f;
     }
@@ -170,6 +167,7 @@ static void run_block(const struct lowp_job *j, int m0, int m1, int n0, int n1)
                               j->C + (ptrdiff_t)m0 * j->ldc, j->ldc, j->ep, n0, n1);
         return;
     }
+    struct nn_gemm_epilogue tile_ep = {NULL, NULL, j->ep && j->ep->relu};
     for (int pc = 0; pc < kpad; pc += j->kc) {
         const int kc = imin(j->kc, kpad - pc);
         const bool last = pc + kc == kpad;
@@ -188,10 +186,14 @@ static void run_block(const struct lowp_job *j, int m0, int m1, int n0, int n1)
                     const int m = imin(mr, mb - ir);
                     float *c = j->C + (ptrdiff_t)(ic + ir) * j->ldc + jr;
                     const void *ap = a + (size_t)(ir / mr) * j->a_panel;
+                    const struct nn_gemm_epilogue *ep = last && j->ep ? &tile_ep : NULL;
+                    if (ep) {
+                        tile_ep.scale = j->ep->scale ? j->ep->scale + jr : NULL;
+                        tile_ep.shift = j->ep->shift ? j->ep->shift + jr : NULL;
+                    }
                     if (bf16)
-                        k->bf16(m, n, kc, ap, (const uint16_t *)j->B->data + b_off, c, j->ldc, pc > 0);
-                    else k->int8(m, n, kc, ap, (const int8_t *)j->B->data + b_off, c, j->ldc);
-                    if (last && j->ep) epilogue(j->ep, c, j->ldc, m, n, jr);
+                        k->bf16(m, n, kc, ap, (const uint16_t *)j->B->data + b_off, c, j->ldc, pc > 0, ep);
+                    else k->int8(m, n, kc, ap, (const int8_t *)j->B->data + b_off, c, j->ldc, ep);
                 }
             }
         }

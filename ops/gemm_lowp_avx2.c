@@ -102,7 +102,7 @@ static ALWAYS_INLINE void bf16_tile16(const int rows, int n, int kc, const float
 }
 
 static void bf16_kernel(int m, int n, int kc, const void *a, const uint16_t *b, float *c, ptrdiff_t ldc,
-                        bool accumulate)
+                        bool accumulate, const struct nn_gemm_epilogue *ep)
 {
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040); /* FTZ (bit 15) and DAZ (bit 6), this thread only, restored below */
@@ -119,6 +119,7 @@ static void bf16_kernel(int m, int n, int kc, const void *a, const uint16_t *b, 
         }
     }
     _mm_setcsr(csr);
+    if (ep) nn_lowp_tile_epilogue(ep, c, ldc, m, n);
 }
 
 /* ---- int8 with vpmaddwd ---- */
@@ -149,7 +150,8 @@ static ALWAYS_INLINE void madd_tile8(const int rows, int n, int kc, const int16_
     }
 }
 
-static void int8_kernel_madd(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc)
+static void int8_kernel_madd(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc,
+                             const struct nn_gemm_epilogue *ep)
 {
     for (int j0 = 0; j0 < n; j0 += 8) {
         const int8_t *bj = b + j0 * NN_LOWP_KGROUP;
@@ -162,6 +164,7 @@ static void int8_kernel_madd(int m, int n, int kc, const void *a, const int8_t *
         default: break;
         }
     }
+    if (ep) nn_lowp_tile_epilogue(ep, c, ldc, m, n);
 }
 
 /* ---- int8 with AVX-VNNI ---- */
@@ -190,7 +193,8 @@ static VNNI ALWAYS_INLINE void vnni_tile16(const int rows, int n, int kc, const 
     }
 }
 
-static VNNI void int8_kernel_vnni(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc)
+static VNNI void int8_kernel_vnni(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc,
+                                  const struct nn_gemm_epilogue *ep)
 {
     for (int j0 = 0; j0 < n; j0 += 16) {
         const int8_t *bj = b + j0 * NN_LOWP_KGROUP;
@@ -205,6 +209,7 @@ static VNNI void int8_kernel_vnni(int m, int n, int kc, const void *a, const int
         default: break;
         }
     }
+    if (ep) nn_lowp_tile_epilogue(ep, c, ldc, m, n);
 }
 
 const struct nn_lowp_kernels nn_lowp_kernels_avx2 = {

@@ -156,8 +156,33 @@ static ALWAYS_INLINE __m512i dp_u8s8(__m512i acc, const uint32_t *a, __m512i b)
     return acc;
 }
 
+/* The epilogue on one row's two vectors, then the masked stores. The
+ * multiply and the add are separate instructions (rounded apart, as the
+ * definition says); max(x, 0) gives 0 for NaN (its second operand) and +0
+ * for -0, as the definition's x > 0 ? x : 0 does. */
+static ALWAYS_INLINE void store_row(float *c, __m512 v0, __m512 v1, __mmask16 m0, __mmask16 m1,
+                                    const struct nn_gemm_epilogue *ep)
+{
+    if (ep) {
+        if (ep->scale) {
+            v0 = _mm512_mul_ps(v0, _mm512_maskz_loadu_ps(m0, ep->scale));
+            v1 = _mm512_mul_ps(v1, _mm512_maskz_loadu_ps(m1, ep->scale + 16));
+        }
+        if (ep->shift) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ep->shift));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ep->shift + 16));
+        }
+        if (ep->relu) {
+            v0 = _mm512_max_ps(v0, _mm512_setzero_ps());
+            v1 = _mm512_max_ps(v1, _mm512_setzero_ps());
+        }
+    }
+    _mm512_mask_storeu_ps(c, m0, v0);
+    _mm512_mask_storeu_ps(c + 16, m1, v1);
+}
+
 static ALWAYS_INLINE void bf16_tile(const int rows, int n, int kc, const uint32_t *a, const uint16_t *b, float *c,
-                                    ptrdiff_t ldc, bool accumulate)
+                                    ptrdiff_t ldc, bool accumulate, const struct nn_gemm_epilogue *ep)
 {
     const __mmask16 m0 = first_lanes(n), m1 = first_lanes(n - 16);
     __m512 acc0[MR], acc1[MR];
@@ -185,17 +210,14 @@ static ALWAYS_INLINE void bf16_tile(const int rows, int n, int kc, const uint32_
         a += 2 * MR;
         b += NN_LOWP_NR * NN_LOWP_KGROUP;
     }
-    UNROLL for (int i = 0; i < rows; i++) {
-        _mm512_mask_storeu_ps(c + i * ldc, m0, acc0[i]);
-        _mm512_mask_storeu_ps(c + i * ldc + 16, m1, acc1[i]);
-    }
+    UNROLL for (int i = 0; i < rows; i++) store_row(c + i * ldc, acc0[i], acc1[i], m0, m1, ep);
 }
 
 static void bf16_kernel(int m, int n, int kc, const void *a, const uint16_t *b, float *c, ptrdiff_t ldc,
-                        bool accumulate)
+                        bool accumulate, const struct nn_gemm_epilogue *ep)
 {
 #define ROWS(R) \
-    case R: bf16_tile(R, n, kc, a, b, c, ldc, accumulate); break;
+    case R: bf16_tile(R, n, kc, a, b, c, ldc, accumulate, ep); break;
     switch (m) {
         ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7)
         ROWS(8) ROWS(9) ROWS(10) ROWS(11) ROWS(12) ROWS(13) ROWS(14)
@@ -205,7 +227,7 @@ static void bf16_kernel(int m, int n, int kc, const void *a, const uint16_t *b, 
 }
 
 static ALWAYS_INLINE void int8_tile(const int rows, int n, int kc, const uint32_t *a, const int8_t *b, float *c,
-                                    ptrdiff_t ldc)
+                                    ptrdiff_t ldc, const struct nn_gemm_epilogue *ep)
 {
     __m512i acc0[MR], acc1[MR];
     UNROLL for (int i = 0; i < rows; i++) {
@@ -222,16 +244,15 @@ static ALWAYS_INLINE void int8_tile(const int rows, int n, int kc, const uint32_
         b += NN_LOWP_NR * NN_LOWP_KGROUP;
     }
     const __mmask16 m0 = first_lanes(n), m1 = first_lanes(n - 16);
-    UNROLL for (int i = 0; i < rows; i++) {
-        _mm512_mask_storeu_ps(c + i * ldc, m0, _mm512_cvtepi32_ps(acc0[i]));
-        _mm512_mask_storeu_ps(c + i * ldc + 16, m1, _mm512_cvtepi32_ps(acc1[i]));
-    }
+    UNROLL for (int i = 0; i < rows; i++)
+        store_row(c + i * ldc, _mm512_cvtepi32_ps(acc0[i]), _mm512_cvtepi32_ps(acc1[i]), m0, m1, ep);
 }
 
-static void int8_kernel(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc)
+static void int8_kernel(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc,
+                        const struct nn_gemm_epilogue *ep)
 {
 #define ROWS(R) \
-    case R: int8_tile(R, n, kc, a, b, c, ldc); break;
+    case R: int8_tile(R, n, kc, a, b, c, ldc, ep); break;
     switch (m) {
         ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7)
         ROWS(8) ROWS(9) ROWS(10) ROWS(11) ROWS(12) ROWS(13) ROWS(14)
