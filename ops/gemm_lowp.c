@@ -4,10 +4,10 @@
  *
  * Loops over one thread's rectangle of C (rows m0..m1, columns n0..n1):
  *   for each depth block pc (kc deep; int8: all of K)
- *     for each row block ic (mc rows)     A block converted and packed once, L2
- *       for each column panel jr (32)     B panel kc x 32 read in place, L1
- *         for each row panel ir (mr)      kernel: C tile (+)= A panel x B panel
- *           after the last depth block: the epilogue on the tile
+ *     for each row block ic (mc rows)     A block converted and packed once (L2)
+ *       for each column panel jr (32)     B panel kc x 32 read in place (L1/L2)
+ *         for each row panel ir (mr)      kernel: C tile (+)= A panel x B panel,
+ *                                         with the epilogue in the last block
  * kc and mc depend only on K and on the kernel set, never on the thread
  * count. Every element of C is summed by one thread, over k in the
  * definition's order (bf16 carries its float accumulator through C between
@@ -245,5 +245,6 @@ void nn_gemm_lowp_with(const struct nn_lowp_kernels *k, int M, const float *A, i
 void nn_gemm_lowp(int M, const float *A, int lda, float a_inv_scale, const struct nn_lowp_weights *B, float *C,
                   int ldc, const struct nn_gemm_epilogue *ep)
 {
+    if (!B || M <= 0) return;
     nn_gemm_lowp_with(nn_lowp_kernels_select(B->type), M, A, lda, a_inv_scale, B, C, ldc, ep);
 }
