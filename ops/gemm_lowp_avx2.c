@@ -1,6 +1,5 @@
 /* AVX2 level of nn_gemm_lowp (compiled with AVX2, FMA; the AVX-VNNI
- * functions carry their own target attribute and run only where the CPU
- * has AVX-VNNI).
+ * kernel, in inline assembly, runs only where the CPU has AVX-VNNI).
  *
  * bf16: bf16 values widened to float32 (a shift or a mask of the packed
  * pairs) and summed with FMA in the definition's order, odd depth of each
@@ -23,6 +22,9 @@
 #define MR_VNNI 6
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+/* gcc 12 keeps accumulator arrays on the stack unless the row loops are
+ * unrolled completely. */
+#define UNROLL _Pragma("GCC unroll 8")
 
 static ALWAYS_INLINE __m256i first_lanes(int n)
 {
@@ -57,7 +59,7 @@ static ALWAYS_INLINE void bf16_tile16(const int rows, int n, int kc, const float
     const __m256i mk0 = first_lanes(n), mk1 = first_lanes(n - 8);
     const __m256 high = _mm256_castsi256_ps(_mm256_set1_epi32((int)0xffff0000u));
     __m256 acc0[MR_BF16], acc1[MR_BF16];
-    for (int i = 0; i < rows; i++) {
+    UNROLL for (int i = 0; i < rows; i++) {
         if (accumulate) {
             acc0[i] = _mm256_permutevar8x32_ps(_mm256_maskload_ps(c + i * ldc, mk0), order);
             acc1[i] = _mm256_permutevar8x32_ps(_mm256_maskload_ps(c + i * ldc + 8, mk1), order);
@@ -70,7 +72,7 @@ static ALWAYS_INLINE void bf16_tile16(const int rows, int n, int kc, const float
         /* y[h]: columns 4h..4h+3, each as (depth 0|1, depth 2|3) dwords. */
         const __m256 y0 = _mm256_loadu_ps((const float *)b), y1 = _mm256_loadu_ps((const float *)(b + 16));
         const __m256 y2 = _mm256_loadu_ps((const float *)(b + 32)), y3 = _mm256_loadu_ps((const float *)(b + 48));
-        for (int h = 0; h < 2; h++) {
+        UNROLL for (int h = 0; h < 2; h++) {
             /* Pair h (depths 2h, 2h+1) of 8 + 8 columns, in column_order. */
             const __m256 x0 = h ? _mm256_shuffle_ps(y0, y1, _MM_SHUFFLE(3, 1, 3, 1))
                                 : _mm256_shuffle_ps(y0, y1, _MM_SHUFFLE(2, 0, 2, 0));
@@ -78,7 +80,7 @@ static ALWAYS_INLINE void bf16_tile16(const int rows, int n, int kc, const float
                                 : _mm256_shuffle_ps(y2, y3, _MM_SHUFFLE(2, 0, 2, 0));
             const float *ap = a + (2 * h + 1) * MR_BF16;
             __m256 v0 = _mm256_and_ps(x0, high), v1 = _mm256_and_ps(x1, high); /* the odd depth */
-            for (int i = 0; i < rows; i++) {
+            UNROLL for (int i = 0; i < rows; i++) {
                 const __m256 ai = _mm256_broadcast_ss(ap + i);
                 acc0[i] = _mm256_fmadd_ps(ai, v0, acc0[i]);
                 acc1[i] = _mm256_fmadd_ps(ai, v1, acc1[i]);
@@ -86,7 +88,7 @@ static ALWAYS_INLINE void bf16_tile16(const int rows, int n, int kc, const float
             ap -= MR_BF16;
             v0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(x0), 16)); /* the even depth */
             v1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(x1), 16));
-            for (int i = 0; i < rows; i++) {
+            UNROLL for (int i = 0; i < rows; i++) {
                 const __m256 ai = _mm256_broadcast_ss(ap + i);
                 acc0[i] = _mm256_fmadd_ps(ai, v0, acc0[i]);
                 acc1[i] = _mm256_fmadd_ps(ai, v1, acc1[i]);
@@ -95,7 +97,7 @@ static ALWAYS_INLINE void bf16_tile16(const int rows, int n, int kc, const float
         a += 4 * MR_BF16;
         b += NN_LOWP_NR * NN_LOWP_KGROUP;
     }
-    for (int i = 0; i < rows; i++) {
+    UNROLL for (int i = 0; i < rows; i++) {
         _mm256_maskstore_ps(c + i * ldc, mk0, _mm256_permutevar8x32_ps(acc0[i], order));
         _mm256_maskstore_ps(c + i * ldc + 8, mk1, _mm256_permutevar8x32_ps(acc1[i], order));
     }
@@ -128,12 +130,12 @@ static ALWAYS_INLINE void madd_tile8(const int rows, int n, int kc, const int16_
                                      ptrdiff_t ldc)
 {
     __m256i lo[MR_MADD], hi[MR_MADD];
-    for (int i = 0; i < rows; i++) lo[i] = hi[i] = _mm256_setzero_si256();
+    UNROLL for (int i = 0; i < rows; i++) lo[i] = hi[i] = _mm256_setzero_si256();
     for (int g = 0; g < kc / 4; g++) {
         /* Columns 0-3 and 4-7, four depths each, as 16-bit values. */
         const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b));
         const __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 16)));
-        for (int i = 0; i < rows; i++) {
+        UNROLL for (int i = 0; i < rows; i++) {
             int64_t four;
             memcpy(&four, a + i * 4, sizeof four);
             const __m256i ai = _mm256_set1_epi64x(four); /* even lanes: depths 0, 1; odd lanes: 2, 3 */
@@ -144,7 +146,7 @@ static ALWAYS_INLINE void madd_tile8(const int rows, int n, int kc, const int16_
         b += NN_LOWP_NR * NN_LOWP_KGROUP;
     }
     const __m256i order = column_order(), mk = first_lanes(n);
-    for (int i = 0; i < rows; i++) {
+    UNROLL for (int i = 0; i < rows; i++) {
         const __m256i sum = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo[i], hi[i]), order);
         _mm256_maskstore_ps(c + i * ldc, mk, _mm256_cvtepi32_ps(sum));
     }
@@ -169,31 +171,39 @@ static void int8_kernel_madd(int m, int n, int kc, const void *a, const int8_t *
 
 /* ---- int8 with AVX-VNNI ---- */
 
-#define VNNI __attribute__((target("avxvnni")))
+/* acc += the quad dot products of a (u8, the first source) and b (s8),
+ * AVX-VNNI's VEX-encoded vpdpbusd. Inline assembly, as in
+ * gemm_lowp_avx512.c: with the intrinsic gcc 12 keeps the accumulators on
+ * the stack. Run only where the CPU has AVX-VNNI. */
+static ALWAYS_INLINE __m256i dp_u8s8(__m256i acc, __m256i a, __m256i b)
+{
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
+    return acc;
+}
 
-static VNNI ALWAYS_INLINE void vnni_tile16(const int rows, int n, int kc, const uint32_t *a, const int8_t *b,
+static ALWAYS_INLINE void vnni_tile16(const int rows, int n, int kc, const uint32_t *a, const int8_t *b,
                                            float *c, ptrdiff_t ldc)
 {
     __m256i acc0[MR_VNNI], acc1[MR_VNNI];
-    for (int i = 0; i < rows; i++) acc0[i] = acc1[i] = _mm256_setzero_si256();
+    UNROLL for (int i = 0; i < rows; i++) acc0[i] = acc1[i] = _mm256_setzero_si256();
     for (int g = 0; g < kc / 4; g++) {
         const __m256i b0 = _mm256_loadu_si256((const __m256i *)b), b1 = _mm256_loadu_si256((const __m256i *)(b + 32));
-        for (int i = 0; i < rows; i++) {
+        UNROLL for (int i = 0; i < rows; i++) {
             const __m256i ai = _mm256_set1_epi32((int)a[i]);
-            acc0[i] = _mm256_dpbusd_avx_epi32(acc0[i], ai, b0);
-            acc1[i] = _mm256_dpbusd_avx_epi32(acc1[i], ai, b1);
+            acc0[i] = dp_u8s8(acc0[i], ai, b0);
+            acc1[i] = dp_u8s8(acc1[i], ai, b1);
         }
         a += MR_VNNI;
         b += NN_LOWP_NR * NN_LOWP_KGROUP;
     }
     const __m256i mk0 = first_lanes(n), mk1 = first_lanes(n - 8);
-    for (int i = 0; i < rows; i++) {
+    UNROLL for (int i = 0; i < rows; i++) {
         _mm256_maskstore_ps(c + i * ldc, mk0, _mm256_cvtepi32_ps(acc0[i]));
         _mm256_maskstore_ps(c + i * ldc + 8, mk1, _mm256_cvtepi32_ps(acc1[i]));
     }
 }
 
-static VNNI void int8_kernel_vnni(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc,
+static void int8_kernel_vnni(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc,
                                   const struct nn_gemm_epilogue *ep)
 {
     for (int j0 = 0; j0 < n; j0 += 16) {
