@@ -103,11 +103,12 @@ static ALWAYS_INLINE void bf16_tile16(const int rows, int n, int kc, const float
     }
 }
 
-static void bf16_kernel(int m, int n, int kc, const void *a, const uint16_t *b, float *c, ptrdiff_t ldc,
-                        bool accumulate, const struct nn_gemm_epilogue *ep)
+/* The tiles, kept out of line so that no compiler moves their arithmetic
+ * across the MXCSR writes around the call (C has no such ordering without
+ * FENV_ACCESS, which gcc does not support). */
+static __attribute__((noinline)) void bf16_columns(int m, int n, int kc, const void *a, const uint16_t *b, float *c,
+                                                   ptrdiff_t ldc, bool accumulate)
 {
-    const unsigned csr = _mm_getcsr();
-    _mm_setcsr(csr | 0x8040); /* FTZ (bit 15) and DAZ (bit 6), this thread only, restored below */
     for (int j0 = 0; j0 < n; j0 += 16) {
         const uint16_t *bj = b + j0 * NN_LOWP_KGROUP;
         float *cj = c + j0;
@@ -120,6 +121,14 @@ static void bf16_kernel(int m, int n, int kc, const void *a, const uint16_t *b, 
         default: break;
         }
     }
+}
+
+static void bf16_kernel(int m, int n, int kc, const void *a, const uint16_t *b, float *c, ptrdiff_t ldc,
+                        bool accumulate, const struct nn_gemm_epilogue *ep)
+{
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040); /* FTZ (bit 15) and DAZ (bit 6), this thread only, restored below */
+    bf16_columns(m, n, kc, a, b, c, ldc, accumulate);
     _mm_setcsr(csr);
     if (ep) nn_lowp_tile_epilogue(ep, c, ldc, m, n);
 }

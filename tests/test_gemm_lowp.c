@@ -143,15 +143,25 @@ static uint16_t random_bf16(uint32_t *s, int kind)
     return (uint16_t)(((r >> 20) & 1u) << 15 | e << 7 | (xorshift(s) & 0x7fu));
 }
 
-/* vfmadd under MXCSR FTZ + DAZ on the same pair, the AVX2 level's way. */
-__attribute__((target("avx2,fma"))) static float fma_ftz_pair(float acc, float x1, float y1, float x0, float y0)
+/* vfmadd under MXCSR FTZ + DAZ on the same pair, the AVX2 level's way; out
+ * of line, through memory, so that the arithmetic stays between the MXCSR
+ * writes. */
+__attribute__((target("avx2,fma"), noinline)) static void fma_pair(const float *in, float *out)
 {
+    __m128 r = _mm_fmadd_ss(_mm_set_ss(in[1]), _mm_set_ss(in[2]), _mm_set_ss(in[0]));
+    r = _mm_fmadd_ss(_mm_set_ss(in[3]), _mm_set_ss(in[4]), r);
+    *out = _mm_cvtss_f32(r);
+}
+
+static float fma_ftz_pair(float acc, float x1, float y1, float x0, float y0)
+{
+    const float in[5] = {acc, x1, y1, x0, y0};
+    float out;
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040);
-    __m128 r = _mm_fmadd_ss(_mm_set_ss(x1), _mm_set_ss(y1), _mm_set_ss(acc));
-    r = _mm_fmadd_ss(_mm_set_ss(x0), _mm_set_ss(y0), r);
+    fma_pair(in, &out);
     _mm_setcsr(csr);
-    return _mm_cvtss_f32(r);
+    return out;
 }
 
 __attribute__((target("avx512f,avx512bf16"))) static long dpbf16_mismatches(uint32_t seed, long *lanes, long *fma_bad)
