@@ -10,7 +10,10 @@
  *   16 columns into one vector, pair 1 into another (2 permutes per 2 loads,
  *   for 28 vdpbf16ps). A's pairs are broadcast from memory ({1to16}).
  * - int8: a packed group is vpdpbusd's operand as it is: lane j holds column
- *   j's four depths. A's four u8 are broadcast from memory. */
+ *   j's four depths. A's four u8 are broadcast into a register (the
+ *   unsigned operand cannot come from memory).
+ * A is converted and packed 16 rows x 16 dwords at a time: rounding or
+ * quantising whole vectors, then one 16 x 16 transpose. */
 #include <immintrin.h>
 
 #include "ops/gemm_lowp_pack.h"
