@@ -88,6 +88,12 @@ START_TEST(quantize_known)
     ck_assert_int_eq(want[5], 0);
     ck_assert_int_eq(want[8], 64);
     for (int i = 0; i < 9; i++) ck_assert_int_eq(q[i], want[i]);
+
+    /* Deeper than the int32 sums allow: refused. */
+    struct nn_lowp_weights *deep = (struct nn_lowp_weights *)1;
+    ck_assert_int_eq(nn_lowp_pack_int8(q, NN_LOWP_INT8_MAX_K + 1, 1, &deep), NN_ERR_ARG);
+    ck_assert_ptr_null(deep);
+    ck_assert(255L * 127L * NN_LOWP_INT8_MAX_K < (1L << 31));
 }
 END_TEST
 
