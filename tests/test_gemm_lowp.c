@@ -7,6 +7,7 @@
 #include <check.h>
 #include <immintrin.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,6 +477,36 @@ START_TEST(threads_identical)
 }
 END_TEST
 
+/* Two caller threads at once (each with its own packing buffer; the pool
+ * runs one of them, the other works alone): both equal the definition. */
+struct concurrent_arg {
+    enum nn_lowp type;
+    long wrong;
+};
+
+static void *concurrent_worker(void *p)
+{
+    struct concurrent_arg *arg = p;
+    static const struct shape sh = {150, 70, 900, 1, 2, true};
+    for (int rep = 0; rep < 3; rep++)
+        arg->wrong += check_shape(nn_lowp_kernels_select(arg->type), arg->type, &sh, 0, 77u + (unsigned)rep);
+    nn_gemm_lowp_release_scratch();
+    return NULL;
+}
+
+START_TEST(concurrent_callers)
+{
+    const int before = nn_threads_get();
+    nn_threads_set(2);
+    struct concurrent_arg args[2] = {{NN_LOWP_BF16, 0}, {NN_LOWP_INT8, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, concurrent_worker, &args[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    nn_threads_set(before);
+    ck_assert_int_eq(args[0].wrong + args[1].wrong, 0);
+}
+END_TEST
+
 Suite *suite_gemm_lowp(void)
 {
     Suite *s = suite_create("gemm_lowp");
@@ -492,6 +523,7 @@ Suite *suite_gemm_lowp(void)
     tcase_add_loop_test(tk, bf16_bit_exact, 0, 4);
     tcase_add_loop_test(tk, int8_bit_exact, 0, 4);
     tcase_add_test(tk, threads_identical);
+    tcase_add_test(tk, concurrent_callers);
     suite_add_tcase(s, tk);
     return s;
 }
