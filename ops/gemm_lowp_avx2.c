@@ -35,19 +35,94 @@ static ALWAYS_INLINE __m256i first_lanes(int n)
  * inverse) the permutation that restores them. */
 static ALWAYS_INLINE __m256i column_order(void) { return _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7); }
 
-static void pack_bf16(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, void *dst)
+/* nn_bf16_round on 8 floats, denormals then read as zero, widened back to
+ * float (the f32 panel format). */
+static ALWAYS_INLINE __m256 bf16_values(__m256 x)
 {
-    nn_lowp_pack_f32(MR_BF16, m, kc, kvalid, a, lda, dst);
+    const __m256i u = _mm256_castps_si256(x), high = _mm256_srli_epi32(u, 16);
+    const __m256i bias = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(high, _mm256_set1_epi32(1)));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, bias), 16);
+    /* NaN: |u| > inf as signed integers (|u| < 2^31) */
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+                                           _mm256_set1_epi32(0x7f800000));
+    r = _mm256_blendv_epi8(r, _mm256_or_si256(high, _mm256_set1_epi32(0x40)), nan);
+    const __m256i zero_exp = _mm256_cmpeq_epi32(_mm256_and_si256(r, _mm256_set1_epi32(0x7f80)), _mm256_setzero_si256());
+    r = _mm256_blendv_epi8(r, _mm256_and_si256(r, _mm256_set1_epi32(0x8000)), zero_exp);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(r, 16));
 }
 
-static void pack_int8_madd(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, float inv, void *dst)
+/* 4 rows x 8 depths per step, transposed in registers into [p][4]. */
+static void pack_bf16(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, void *dst_)
 {
-    nn_lowp_pack_s16x4(MR_MADD, m, kc, kvalid, a, lda, inv, dst);
+    float *dst = dst_;
+    const int nk = kvalid < kc ? kvalid : kc;
+    for (int p0 = 0; p0 < kc; p0 += 8) {
+        const __m256i mk = first_lanes(nk - p0);
+        __m256 v[MR_BF16];
+        UNROLL for (int i = 0; i < MR_BF16; i++)
+            v[i] = i < m ? bf16_values(_mm256_maskload_ps(a + i * lda + p0, mk)) : _mm256_setzero_ps();
+        const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+        /* d[e], per 128-bit lane L: depth 4L + e of the 4 rows */
+        const __m256 d0 = _mm256_shuffle_ps(t0, t2, 0x44), d1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        const __m256 d2 = _mm256_shuffle_ps(t1, t3, 0x44), d3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        float *d = dst + (ptrdiff_t)p0 * MR_BF16;
+        _mm256_storeu_ps(d, _mm256_permute2f128_ps(d0, d1, 0x20));
+        _mm256_storeu_ps(d + 8, _mm256_permute2f128_ps(d2, d3, 0x20));
+        if (kc - p0 > 4) { /* kc is a multiple of 4, not always of 8 */
+            _mm256_storeu_ps(d + 16, _mm256_permute2f128_ps(d0, d1, 0x31));
+            _mm256_storeu_ps(d + 24, _mm256_permute2f128_ps(d2, d3, 0x31));
+        }
+    }
 }
 
-static void pack_int8_vnni(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, float inv, void *dst)
+/* nn_lowp_quantize_activation on 8 floats, as int32. */
+static ALWAYS_INLINE __m256i quantize8(__m256 x, __m256 inv)
 {
-    nn_lowp_pack_u8x4(MR_VNNI, m, kc, kvalid, a, lda, inv, dst);
+    __m256 t = _mm256_round_ps(_mm256_mul_ps(x, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    t = _mm256_max_ps(t, _mm256_setzero_ps()); /* NaN gives the second operand, 0 */
+    t = _mm256_min_ps(t, _mm256_set1_ps(255.0f));
+    return _mm256_cvtps_epi32(t);
+}
+
+/* Row by row, 8 depths (two groups of four) per step. */
+static void pack_int8_madd(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, float inv_scale, void *dst_)
+{
+    int16_t *dst = dst_;
+    const int nk = kvalid < kc ? kvalid : kc;
+    const __m256 inv = _mm256_set1_ps(inv_scale);
+    for (int i = 0; i < MR_MADD; i++) {
+        for (int p0 = 0; p0 < kc; p0 += 8) {
+            const __m256i q = i < m ? quantize8(_mm256_maskload_ps(a + i * lda + p0, first_lanes(nk - p0)), inv)
+                                    : _mm256_setzero_si256();
+            const __m256i w = _mm256_packus_epi32(q, q); /* lane L: depths 4L..4L+3 as 16 bits, twice */
+            int64_t g0 = _mm256_extract_epi64(w, 0), g1 = _mm256_extract_epi64(w, 2);
+            int16_t *d = dst + (ptrdiff_t)(p0 / 4) * MR_MADD * 4 + i * 4;
+            memcpy(d, &g0, sizeof g0);
+            if (kc - p0 > 4) memcpy(d + MR_MADD * 4, &g1, sizeof g1);
+        }
+    }
+}
+
+static void pack_int8_vnni(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, float inv_scale, void *dst_)
+{
+    uint8_t *dst = dst_;
+    const int nk = kvalid < kc ? kvalid : kc;
+    const __m256 inv = _mm256_set1_ps(inv_scale);
+    /* byte 0 of each dword of a lane into the lane's first dword */
+    const __m256i bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12,
+                                           -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    for (int i = 0; i < MR_VNNI; i++) {
+        for (int p0 = 0; p0 < kc; p0 += 8) {
+            const __m256i q = i < m ? quantize8(_mm256_maskload_ps(a + i * lda + p0, first_lanes(nk - p0)), inv)
+                                    : _mm256_setzero_si256();
+            const __m256i w = _mm256_shuffle_epi8(q, bytes);
+            int32_t g0 = _mm256_extract_epi32(w, 0), g1 = _mm256_extract_epi32(w, 4);
+            uint8_t *d = dst + (ptrdiff_t)(p0 / 4) * MR_VNNI * 4 + i * 4;
+            memcpy(d, &g0, sizeof g0);
+            if (kc - p0 > 4) memcpy(d + MR_VNNI * 4, &g1, sizeof g1);
+        }
+    }
 }
 
 /* Rows 0..rows-1, 16 columns from b (a panel's group pointer plus the first
