@@ -25,7 +25,7 @@ static const char usage[] =
     "       nn bench train [--batch B] [--size S] [--threads T] [--runs N] [--trainable-scopes P,...]\n"
     "                      [--profile]\n"
     "       nn bench heads [--batch B] [--size S] [--threads T] [--runs N] [--trainable-scopes P,...]\n"
-    "       nn bench gemm [--threads T] [--runs N]\n"
+    "       nn bench gemm [--threads T] [--runs N] [--cpu-time]\n"
     "  Random weights and inputs; one warm-up, then the median of N runs (default 5).\n"
     "  train: one full step (forward, backward, RMSProp update), all layers unless\n"
     "  --trainable-scopes limits them.\n"

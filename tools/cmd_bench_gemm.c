@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/cpu.h"
 #include "base/mem.h"
@@ -15,9 +16,11 @@
 #include "tools/cli.h"
 #include "tools/commands.h"
 
-static const char usage[] = "usage: nn bench gemm [--threads T] [--runs N]\n"
+static const char usage[] = "usage: nn bench gemm [--threads T] [--runs N] [--cpu-time]\n"
                             "  GFLOP/s of float32, bf16 and int8 GEMM on a 2048^3 product and Inception's\n"
-                            "  conv shapes (im2col rows x output channels x patch size), median of N runs.\n";
+                            "  conv shapes (im2col rows x output channels x patch size), median of N runs.\n"
+                            "  --cpu-time: per second of the process's CPU time (all threads) instead of\n"
+                            "  wall time; steadier on a machine shared with other work.\n";
 
 struct gemm_shape {
     const char *what;
@@ -53,15 +56,24 @@ static void run_one(const struct operands *o, int kind)
     else nn_gemm_lowp(s->M, o->a, s->K, 100.0f, kind == 1 ? o->wb : o->wq, o->c, s->N, &ep);
 }
 
-static double gflops(const struct operands *o, int kind, int runs)
+/* Wall time, or the process's CPU time (every thread's). */
+static double seconds(bool cpu_clock)
+{
+    if (!cpu_clock) return cli_now();
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double gflops(const struct operands *o, int kind, int runs, bool cpu_clock)
 {
     double *t = malloc(sizeof(double) * (size_t)runs);
     if (!t) return 0;
     run_one(o, kind);
     for (int r = 0; r < runs; r++) {
-        double t0 = cli_now();
+        double t0 = seconds(cpu_clock);
         run_one(o, kind);
-        t[r] = cli_now() - t0;
+        t[r] = seconds(cpu_clock) - t0;
     }
     qsort(t, (size_t)runs, sizeof *t, cmp_double);
     double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
@@ -109,6 +121,7 @@ static bool operands_make(const struct gemm_shape *s, struct operands *o)
 int cmd_bench_gemm(int argc, char **argv)
 {
     int threads = 0, runs = 5;
+    bool cpu_clock = false;
     for (int i = 2; i < argc; i++) {
         const char *v = "";
         if (cli_flag(argv, i, "--help")) return printf("%s", usage), 0;
@@ -116,14 +129,16 @@ int cmd_bench_gemm(int argc, char **argv)
             if (!cli_int(v, 1, 256, &threads)) return cli_usage(usage, "--threads must be 1..256");
         } else if (cli_opt(argc, argv, &i, "--runs", &v)) {
             if (!cli_int(v, 1, 1000, &runs)) return cli_usage(usage, "--runs must be 1..1000");
-        } else return cli_usage(usage, "unknown argument %s", argv[i]);
+        } else if (cli_flag(argv, i, "--cpu-time")) cpu_clock = true;
+        else return cli_usage(usage, "unknown argument %s", argv[i]);
         if (!v) return cli_usage(usage, "%s needs a value", argv[i]);
     }
     cli_log_setup(false);
     nn_threads_set(threads);
     threads = nn_threads_get();
-    printf("nn bench gemm: %d threads, simd %s, bf16 kernel %s, int8 kernel %s, median of %d runs\n", threads,
-           nn_simd_name(nn_simd_level()), nn_gemm_lowp_kernel(NN_LOWP_BF16), nn_gemm_lowp_kernel(NN_LOWP_INT8), runs);
+    printf("nn bench gemm: %d threads, simd %s, bf16 kernel %s, int8 kernel %s, median of %d runs, %s time\n",
+           threads, nn_simd_name(nn_simd_level()), nn_gemm_lowp_kernel(NN_LOWP_BF16), nn_gemm_lowp_kernel(NN_LOWP_INT8),
+           runs, cpu_clock ? "CPU" : "wall");
     printf("%-42s %6s %5s %5s  %8s %8s %5s %8s %5s\n", "shape", "M", "N", "K", "fp32", "bf16", "x", "int8", "x");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         struct operands o;
@@ -132,12 +147,12 @@ int cmd_bench_gemm(int argc, char **argv)
             fprintf(stderr, "nn bench gemm: out of memory\n");
             return 1;
         }
-        double f = gflops(&o, 0, runs), h = gflops(&o, 1, runs), q = gflops(&o, 2, runs);
+        double f = gflops(&o, 0, runs, cpu_clock), h = gflops(&o, 1, runs, cpu_clock), q = gflops(&o, 2, runs, cpu_clock);
         printf("%-42s %6d %5d %5d  %8.1f %8.1f %5.2f %8.1f %5.2f\n", shapes[i].what, shapes[i].M, shapes[i].N,
                shapes[i].K, f, h, h / f, q, q / f);
         fflush(stdout);
         operands_free(&o);
     }
-    printf("(GFLOP/s, 2 M N K per product; x: times the fp32 rate)\n");
+    printf("(GFLOP/s, 2 M N K per product%s; x: times the fp32 rate)\n", cpu_clock ? ", per CPU second" : "");
     return 0;
 }
