@@ -46,9 +46,9 @@ extern const struct nn_lowp_kernels nn_lowp_kernels_avx512;
 
 /* One step of the bf16 sum, exactly as vdpbf16ps does it (see
  * ops/gemm_lowp.h): acc + x * y with the product exact, rounded once to
- * nearest even, and flushed to a zero of its sign when the exact sum is
- * below 2^-126 after that rounding (as if the exponent were unbounded:
- * tininess after rounding, as MXCSR.FTZ decides it). x and y are bf16
+ * 24 bits, nearest even, as if the exponent were unbounded, and flushed to
+ * a zero of its sign when that rounded sum is below 2^-126 (tininess after
+ * rounding, as MXCSR.FTZ decides it). x and y are bf16
  * values already read with denormals as zero; acc is normal or zero. */
 float nn_lowp_bf16_step(float acc, float x, float y);
 
