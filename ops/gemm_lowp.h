@@ -32,7 +32,8 @@
  *   matches it bit for bit (NaN results may differ in payload and sign).
  * - NN_LOWP_INT8: a' = u8 q = clamp(rint(a * a_inv_scale), 0, 255) (NaN -> 0),
  *   B holds int8 values (symmetric, -127..127); the sum over K is exact in
- *   int32 and converted to float32 (round to nearest even) before the
+ *   int32 (K <= NN_LOWP_INT8_MAX_K: 255 * 127 * K < 2^31; packing refuses
+ *   more) and converted to float32 (round to nearest even) before the
  *   epilogue. The caller folds the dequantisation (activation scale times
  *   each column's weight scale) into the epilogue's scale. Inception's conv
  *   inputs are ReLU outputs (>= 0), so zero-point 0 and unsigned
@@ -66,6 +67,8 @@ enum nn_lowp { NN_LOWP_BF16 = 1, NN_LOWP_INT8 = 2 };
  * 64 bytes). */
 #define NN_LOWP_NR 32
 #define NN_LOWP_KGROUP 4
+/* The deepest int8 product whose int32 sums cannot overflow. */
+#define NN_LOWP_INT8_MAX_K 66000
 
 struct nn_lowp_weights {
     enum nn_lowp type;

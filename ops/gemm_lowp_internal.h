@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops/gemm.h"
 #include "ops/gemm_lowp.h"
 
 struct nn_lowp_kernels {
@@ -24,14 +25,19 @@ struct nn_lowp_kernels {
     int mr_bf16, mr_int8;  /* rows of a packed A panel */
     size_t a_bytes_bf16, a_bytes_int8; /* bytes of one depth of one row in a packed A panel */
     /* A[i][p] for i < m, p < kvalid (a row-major, rows lda apart) into the
-     * bf16 (or int8) panel; p in [kvalid, kc) and rows m..mr-1 are zeros. */
+     * bf16 (or int8) panel; p in [kvalid, kc) and rows m..mr-1 are zeros.
+     * May write up to 64 bytes past the panel. */
     void (*pack_bf16)(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, void *dst);
     void (*pack_int8)(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, float a_inv_scale, void *dst);
     /* bf16: C tile = (accumulate ? C tile : 0) continued over kc depths in
-     * the definition's order. */
-    void (*bf16)(int m, int n, int kc, const void *a, const uint16_t *b, float *c, ptrdiff_t ldc, bool accumulate);
-    /* int8: C tile = (float) exact int32 sum over kc depths (all of K). */
-    void (*int8)(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc);
+     * the definition's order. ep (NULL: none; scale and shift start at the
+     * tile's first column) is applied before the tile is stored: the driver
+     * passes it with the last depth block. */
+    void (*bf16)(int m, int n, int kc, const void *a, const uint16_t *b, float *c, ptrdiff_t ldc, bool accumulate,
+                 const struct nn_gemm_epilogue *ep);
+    /* int8: C tile = ep((float) exact int32 sum over kc depths, all of K). */
+    void (*int8)(int m, int n, int kc, const void *a, const int8_t *b, float *c, ptrdiff_t ldc,
+                 const struct nn_gemm_epilogue *ep);
 };
 
 extern const struct nn_lowp_kernels nn_lowp_kernels_scalar;
@@ -40,9 +46,9 @@ extern const struct nn_lowp_kernels nn_lowp_kernels_avx512;
 
 /* One step of the bf16 sum, exactly as vdpbf16ps does it (see
  * ops/gemm_lowp.h): acc + x * y with the product exact, rounded once to
- * nearest even, and flushed to a zero of its sign when the exact sum is
- * below 2^-126 after that rounding (as if the exponent were unbounded:
- * tininess after rounding, as MXCSR.FTZ decides it). x and y are bf16
+ * 24 bits, nearest even, as if the exponent were unbounded, and flushed to
+ * a zero of its sign when that rounded sum is below 2^-126 (tininess after
+ * rounding, as MXCSR.FTZ decides it). x and y are bf16
  * values already read with denormals as zero; acc is normal or zero. */
 float nn_lowp_bf16_step(float acc, float x, float y);
 
@@ -62,6 +68,10 @@ const struct nn_lowp_kernels *nn_lowp_kernels_select(enum nn_lowp type);
 /* nn_gemm_lowp with the given kernel set (tests reach every set this way). */
 void nn_gemm_lowp_with(const struct nn_lowp_kernels *k, int M, const float *A, int lda, float a_inv_scale,
                        const struct nn_lowp_weights *B, float *C, int ldc, const struct nn_gemm_epilogue *ep);
+
+/* The epilogue on an m x n tile of C, scale and shift starting at its first
+ * column (compiled without FMA: the multiply and the add round apart). */
+void nn_lowp_tile_epilogue(const struct nn_gemm_epilogue *ep, float *c, ptrdiff_t ldc, int m, int n);
 
 /* nn_gemm_lowp_ref on columns n0..n1 of C only (the driver's fallback when
  * it has no memory for packing). */

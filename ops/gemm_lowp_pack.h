@@ -1,15 +1,18 @@
-/* The A-panel converters of nn_gemm_lowp, as inline bodies that each
- * level's file (ops/gemm_lowp_*.c) includes, so that they compile with that
- * level's instructions (rintf becomes one instruction; loops vectorise).
+/* The portable A-panel converters of nn_gemm_lowp, as inline bodies that
+ * each level's file (ops/gemm_lowp_*.c) includes, so that they compile with
+ * that level's instructions (rintf becomes one instruction). The AVX-512
+ * level has its own vector packers for its formats.
  * The conversions are the definition's (ops/gemm_lowp_ref.c): bf16 by
  * nn_bf16_round's rule, u8 by nn_lowp_quantize_activation's.
  *
  * Panel formats (row i < mr, depth p < kc; kc is a multiple of 4):
- *   NN_LOWP_A_PAIRS  uint32 [p / 2][mr]: bf16 of depth p in the low half,
- *                    p + 1 in the high half (vdpbf16ps' pair)
- *   NN_LOWP_A_F32    float [p][mr]: the bf16 value, denormals read as zero
- *   NN_LOWP_A_U8X4   uint8 [p / 4][mr][4] (vpdpbusd's group of four)
- *   NN_LOWP_A_S16X4  int16 [p / 4][mr][4] (vpmaddwd reads two such pairs) */
+ *   pairs  uint32 [p / 2][mr]: bf16 of depth p in the low half, p + 1 in
+ *          the high half (vdpbf16ps' pair; AVX-512)
+ *   f32    float [p][mr]: the bf16 value, denormals read as zero (scalar,
+ *          AVX2)
+ *   u8x4   uint8 [p / 4][mr][4] (vpdpbusd's group of four; scalar reads it
+ *          too)
+ *   s16x4  int16 [p / 4][mr][4] (vpmaddwd reads two such pairs) */
 #ifndef NN_OPS_GEMM_LOWP_PACK_H
 #define NN_OPS_GEMM_LOWP_PACK_H
 
@@ -48,20 +51,6 @@ static inline void nn_lowp_row_bf16(int kc, int kvalid, const float *a, uint16_t
 /* Rows of up to this many depths are converted through a stack buffer in
  * one go; deeper panels in chunks. */
 #define NN_LOWP_PACK_CHUNK 256
-
-static inline void nn_lowp_pack_pairs(int mr, int m, int kc, int kvalid, const float *a, ptrdiff_t lda, uint32_t *dst)
-{
-    uint16_t h[NN_LOWP_PACK_CHUNK];
-    for (int p0 = 0; p0 < kc; p0 += NN_LOWP_PACK_CHUNK) {
-        const int len = kc - p0 < NN_LOWP_PACK_CHUNK ? kc - p0 : NN_LOWP_PACK_CHUNK;
-        for (int i = 0; i < mr; i++) {
-            if (i < m) nn_lowp_row_bf16(len, kvalid - p0, a + i * lda + p0, h);
-            else memset(h, 0, sizeof h);
-            uint32_t *d = dst + (ptrdiff_t)(p0 / 2) * mr + i;
-            for (int q = 0; q < len / 2; q++) d[(ptrdiff_t)q * mr] = (uint32_t)h[2 * q] | (uint32_t)h[2 * q + 1] << 16;
-        }
-    }
-}
 
 static inline void nn_lowp_pack_f32(int mr, int m, int kc, int kvalid, const float *a, ptrdiff_t lda, float *dst)
 {

@@ -131,6 +131,10 @@ enum nn_status nn_lowp_pack_bf16(const float *b, int k, int n, struct nn_lowp_we
 
 enum nn_status nn_lowp_pack_int8(const int8_t *b, int k, int n, struct nn_lowp_weights **out)
 {
+    *out = NULL;
+    if (k > NN_LOWP_INT8_MAX_K)
+        return nn_fail(NN_ERR_ARG, "int8 weights with %d rows: at most %d keep the int32 sums exact", k,
+                       NN_LOWP_INT8_MAX_K);
     NN_TRY(pack_alloc(NN_LOWP_INT8, k, n, sizeof(int8_t), out));
     int8_t *d = (*out)->data;
     for (int i = 0; i < k; i++)

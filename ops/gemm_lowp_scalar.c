@@ -19,7 +19,7 @@ static void pack_int8(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, 
 #define B_AT(b, p, j) ((b)[(ptrdiff_t)((p) / NN_LOWP_KGROUP) * NN_LOWP_NR * NN_LOWP_KGROUP + (j) * NN_LOWP_KGROUP + (p) % NN_LOWP_KGROUP])
 
 static void bf16_kernel(int m, int n, int kc, const void *a_, const uint16_t *b, float *c, ptrdiff_t ldc,
-                        bool accumulate)
+                        bool accumulate, const struct nn_gemm_epilogue *ep)
 {
     const float *a = a_;
     for (int i = 0; i < m; i++) {
@@ -32,9 +32,11 @@ static void bf16_kernel(int m, int n, int kc, const void *a_, const uint16_t *b,
             c[i * ldc + j] = acc;
         }
     }
+    if (ep) nn_lowp_tile_epilogue(ep, c, ldc, m, n);
 }
 
-static void int8_kernel(int m, int n, int kc, const void *a_, const int8_t *b, float *c, ptrdiff_t ldc)
+static void int8_kernel(int m, int n, int kc, const void *a_, const int8_t *b, float *c, ptrdiff_t ldc,
+                        const struct nn_gemm_epilogue *ep)
 {
     const uint8_t *a = a_;
     for (int i = 0; i < m; i++) {
@@ -44,6 +46,7 @@ static void int8_kernel(int m, int n, int kc, const void *a_, const int8_t *b, f
             c[i * ldc + j] = (float)acc;
         }
     }
+    if (ep) nn_lowp_tile_epilogue(ep, c, ldc, m, n);
 }
 
 const struct nn_lowp_kernels nn_lowp_kernels_scalar = {

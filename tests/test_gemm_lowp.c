@@ -7,6 +7,7 @@
 #include <check.h>
 #include <immintrin.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,12 @@ START_TEST(quantize_known)
     ck_assert_int_eq(want[5], 0);
     ck_assert_int_eq(want[8], 64);
     for (int i = 0; i < 9; i++) ck_assert_int_eq(q[i], want[i]);
+
+    /* Deeper than the int32 sums allow: refused. */
+    struct nn_lowp_weights *deep = (struct nn_lowp_weights *)1;
+    ck_assert_int_eq(nn_lowp_pack_int8(q, NN_LOWP_INT8_MAX_K + 1, 1, &deep), NN_ERR_ARG);
+    ck_assert_ptr_null(deep);
+    ck_assert(255L * 127L * NN_LOWP_INT8_MAX_K < (1L << 31));
 }
 END_TEST
 
@@ -143,15 +150,25 @@ static uint16_t random_bf16(uint32_t *s, int kind)
     return (uint16_t)(((r >> 20) & 1u) << 15 | e << 7 | (xorshift(s) & 0x7fu));
 }
 
-/* vfmadd under MXCSR FTZ + DAZ on the same pair, the AVX2 level's way. */
-__attribute__((target("avx2,fma"))) static float fma_ftz_pair(float acc, float x1, float y1, float x0, float y0)
+/* vfmadd under MXCSR FTZ + DAZ on the same pair, the AVX2 level's way; out
+ * of line, through memory, so that the arithmetic stays between the MXCSR
+ * writes. */
+__attribute__((target("avx2,fma"), noinline)) static void fma_pair(const float *in, float *out)
 {
+    __m128 r = _mm_fmadd_ss(_mm_set_ss(in[1]), _mm_set_ss(in[2]), _mm_set_ss(in[0]));
+    r = _mm_fmadd_ss(_mm_set_ss(in[3]), _mm_set_ss(in[4]), r);
+    *out = _mm_cvtss_f32(r);
+}
+
+static float fma_ftz_pair(float acc, float x1, float y1, float x0, float y0)
+{
+    const float in[5] = {acc, x1, y1, x0, y0};
+    float out;
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040);
-    __m128 r = _mm_fmadd_ss(_mm_set_ss(x1), _mm_set_ss(y1), _mm_set_ss(acc));
-    r = _mm_fmadd_ss(_mm_set_ss(x0), _mm_set_ss(y0), r);
+    fma_pair(in, &out);
     _mm_setcsr(csr);
-    return _mm_cvtss_f32(r);
+    return out;
 }
 
 __attribute__((target("avx512f,avx512bf16"))) static long dpbf16_mismatches(uint32_t seed, long *lanes, long *fma_bad)
@@ -330,7 +347,7 @@ static const struct shape shapes[] = {
     {13, 32, 4, 5, 0, false},  {14, 33, 7, 0, 0, true},   {15, 17, 9, 3, 1, false},   {28, 64, 16, 0, 0, false},
     {29, 65, 38, 1, 7, true},  {64, 96, 130, 0, 0, true}, {65, 100, 255, 2, 3, false}, {3, 100, 1000, 0, 1, true},
     {200, 19, 77, 4, 0, true}, {171, 100, 390, 1, 2, false}, {43, 47, 769, 0, 0, true}, {6, 40, 4099, 3, 1, false},
-    {5, 9, 5000, 1, 1, true},  {100, 32, 1153, 0, 4, true}, {16, 16, 2, 0, 0, false},  {60, 8, 400, 2, 2, true},
+    {5, 9, 5000, 1, 1, true},  {100, 32, 1153, 0, 4, true}, {16, 16, 2, 0, 0, false},  {60, 8, 400, 2, 2, true},    {31, 70, 2501, 1, 3, true},
 };
 
 /* Data kinds for bf16: 0 ordinary, 1 with denormals and tiny values (the
@@ -460,6 +477,36 @@ START_TEST(threads_identical)
 }
 END_TEST
 
+/* Two caller threads at once (each with its own packing buffer; the pool
+ * runs one of them, the other works alone): both equal the definition. */
+struct concurrent_arg {
+    enum nn_lowp type;
+    long wrong;
+};
+
+static void *concurrent_worker(void *p)
+{
+    struct concurrent_arg *arg = p;
+    static const struct shape sh = {150, 70, 900, 1, 2, true};
+    for (int rep = 0; rep < 3; rep++)
+        arg->wrong += check_shape(nn_lowp_kernels_select(arg->type), arg->type, &sh, 0, 77u + (unsigned)rep);
+    nn_gemm_lowp_release_scratch();
+    return NULL;
+}
+
+START_TEST(concurrent_callers)
+{
+    const int before = nn_threads_get();
+    nn_threads_set(2);
+    struct concurrent_arg args[2] = {{NN_LOWP_BF16, 0}, {NN_LOWP_INT8, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, concurrent_worker, &args[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    nn_threads_set(before);
+    ck_assert_int_eq(args[0].wrong + args[1].wrong, 0);
+}
+END_TEST
+
 Suite *suite_gemm_lowp(void)
 {
     Suite *s = suite_create("gemm_lowp");
@@ -476,6 +523,7 @@ Suite *suite_gemm_lowp(void)
     tcase_add_loop_test(tk, bf16_bit_exact, 0, 4);
     tcase_add_loop_test(tk, int8_bit_exact, 0, 4);
     tcase_add_test(tk, threads_identical);
+    tcase_add_test(tk, concurrent_callers);
     suite_add_tcase(s, tk);
     return s;
 }

@@ -27,6 +27,7 @@ static const char usage[] =
     "       nn bench train [--batch B] [--size S] [--threads T] [--runs N] [--trainable-scopes P,...]\n"
     "                      [--profile]\n"
     "       nn bench heads [--batch B] [--size S] [--threads T] [--runs N] [--trainable-scopes P,...]\n"
+    "       nn bench gemm [--threads T] [--runs N] [--cpu-time]\n"
     "  Random weights and inputs; one warm-up, then the median of N runs (default 5).\n"
     "  train: one full step (forward, backward, RMSProp update), all layers unless\n"
     "  --trainable-scopes limits them.\n"
@@ -34,7 +35,8 @@ static const char usage[] =
     "  first epoch's cost per image (the frozen trunk's forward that fills the cache, plus\n"
     "  the head step) and every later epoch's (the head step from the cache).\n"
     "  infer --precision: the model exported to bf16 (nn export --precision bf16) or quantised to\n"
-    "  int8 (nn quantize, calibrated here on the random input batch).\n";
+    "  int8 (nn quantize, calibrated here on the random input batch).\n"
+    "  gemm: GFLOP/s of float32, bf16 and int8 GEMM on a large square and Inception's conv shapes.\n";
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -226,6 +228,7 @@ static enum nn_status to_precision(const struct nn_model *m, enum nn_precision p
 
 int cmd_bench(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "gemm")) return cmd_bench_gemm(argc, argv);
     if (argc < 2 || (strcmp(argv[1], "infer") && strcmp(argv[1], "train") && strcmp(argv[1], "heads")))
         return argc >= 2 && !strcmp(argv[1], "--help") ? (printf("%s", usage), 0) : cli_usage(usage, NULL);
     bool heads = !strcmp(argv[1], "heads"), train = heads || !strcmp(argv[1], "train"), profile = false;

@@ -17,6 +17,7 @@ int cmd_forward(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_bench_gemm(int argc, char **argv); /* nn bench gemm (tools/cmd_bench_gemm.c) */
 int cmd_train(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
