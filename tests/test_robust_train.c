@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
+
 #include "base/log.h"
 #include "io/dataset.h"
 #include "nn/model.h"
@@ -20,8 +22,16 @@
 #include "train/pipeline.h"
 #include "train/trainer.h"
 
+static char *path_in(const char *dir, const char *name)
+{
+    char *p = malloc(strlen(dir) + strlen(name) + 2);
+    ck_assert_ptr_nonnull(p);
+    sprintf(p, "%s/%s", dir, name);
+    return p;
+}
+
 /* Warnings are counted and the last one kept. */
-static int warnings;
+static _Atomic int warnings;   /* pipeline workers warn from their threads */
 static char last_warning[1024];
 static void count_warnings(enum nn_log_level level, const char *msg, void *user)
 {
@@ -104,6 +114,105 @@ START_TEST(eval_warns_when_class_names_differ)
 }
 END_TEST
 
+/* ---- unreadable records ---- */
+
+/* Flips a byte inside the payload of every record of dir's shards of
+ * `split`, so that each fails its CRC. */
+static void damage_every_record(const char *dir, const char *split)
+{
+    const struct nn_dataset_desc *d;
+    struct nn_dataset *ds;
+    ck_assert_msg(nn_dataset_open(dir, &ds) == NN_OK, "%s", nn_last_error());
+    d = nn_dataset_info(ds);
+    enum nn_split sp = !strcmp(split, "train") ? NN_SPLIT_TRAIN : NN_SPLIT_VALIDATION;
+    for (int sh = 0; sh < d->split[sp].num_shards; sh++) {
+        char *rec = path_in(dir, d->split[sp].shards[sh].file);
+        char *idx = strdup(rec);
+        strcpy(idx + strlen(idx) - 3, "idx");
+        char *data;
+        size_t len;
+        ck_assert_int_eq(nn_read_file(idx, &data, &len), NN_OK);
+        FILE *fp = fopen(rec, "r+b");
+        ck_assert_ptr_nonnull(fp);
+        for (long r = 0; r < d->split[sp].shards[sh].count; r++) {
+            long off = 0;
+            for (int k = 7; k >= 0; k--) off = off * 256 + (unsigned char)data[32 + 8 * r + k];
+            /* 12 bytes of frame header, then the payload */
+            ck_assert_int_eq(fseek(fp, off + 12 + 40, SEEK_SET), 0);
+            int c = fgetc(fp);
+            ck_assert_int_eq(fseek(fp, off + 12 + 40, SEEK_SET), 0);
+            fputc(c ^ 0x55, fp);
+        }
+        ck_assert_int_eq(fclose(fp), 0);
+        free(data);
+        free(idx);
+        free(rec);
+    }
+    nn_dataset_close(ds);
+}
+
+/* An endless pipeline over records that all fail used to skip them
+ * forever, warning each time: now one warning per record, then an error
+ * after a whole epoch without one usable example. */
+START_TEST(pipeline_every_record_bad_fails_once_warned)
+{
+    capture_warnings();
+    char *dir = make_temp_dir();
+    char *data = make_color_dataset(dir, 2, 2, 1, 80, 13);
+    damage_every_record(data, "train");
+    struct nn_pipeline_options o;
+    nn_pipeline_options_default(&o);
+    o.batch_size = 2;
+    o.image_size = 75;
+    o.threads = 1;
+    o.epochs = 0; /* endless, as the trainer runs it */
+    struct nn_pipeline *p;
+    ck_assert_msg(nn_pipeline_open(data, NN_SPLIT_TRAIN, &o, &p) == NN_OK, "%s", nn_last_error());
+    const struct nn_batch *b;
+    ck_assert_int_eq(nn_pipeline_next(p, &b), NN_ERR_CORRUPT);
+    ck_assert_ptr_null(b);
+    ck_assert_msg(strstr(nn_last_error(), data) && strstr(nn_last_error(), "CRC"), "%s", nn_last_error());
+    ck_assert_int_eq(warnings, 4); /* each of the 4 records once */
+    /* and it stays failed */
+    ck_assert_int_eq(nn_pipeline_next(p, &b), NN_ERR_CORRUPT);
+    nn_pipeline_close(p);
+    ck_assert_int_eq(warnings, 4);
+    free(data);
+    rm_rf(dir);
+    free(dir);
+    nn_log_set(NULL, NULL, NN_LOG_WARN);
+}
+END_TEST
+
+START_TEST(train_every_record_bad_fails)
+{
+    capture_warnings();
+    char *dir = make_temp_dir();
+    char *data = make_color_dataset(dir, 2, 2, 1, 80, 14);
+    damage_every_record(data, "train");
+    char *run = path_in(dir, "run");
+    struct nn_train_options o;
+    nn_train_options_default(&o);
+    o.data_dir = data;
+    o.run_dir = run;
+    o.batch_size = 2;
+    o.image_size = 75;
+    o.threads = 2;
+    o.max_steps = 3;
+    o.cache = 0; /* the uncached pipeline */
+    struct nn_train_result r;
+    ck_assert_int_eq(nn_train(&o, NULL, NULL, &r), NN_ERR_CORRUPT);
+    ck_assert_msg(strstr(nn_last_error(), "could be read"), "%s", nn_last_error());
+    ck_assert_int_eq(r.steps, 0);
+    ck_assert_int_le(warnings, 4);
+    free(run);
+    free(data);
+    rm_rf(dir);
+    free(dir);
+    nn_log_set(NULL, NULL, NN_LOG_WARN);
+}
+END_TEST
+
 Suite *suite_robust_train(void)
 {
     Suite *s = suite_create("robust_train");
@@ -111,6 +220,8 @@ Suite *suite_robust_train(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, eval_other_class_count_names_both_counts);
     tcase_add_test(tc, eval_warns_when_class_names_differ);
+    tcase_add_test(tc, pipeline_every_record_bad_fails_once_warned);
+    tcase_add_test(tc, train_every_record_bad_fails);
     suite_add_tcase(s, tc);
     return s;
 }
