@@ -213,6 +213,105 @@ START_TEST(train_every_record_bad_fails)
 }
 END_TEST
 
+/* ---- option ranges and non-finite weights ---- */
+
+static void tiny_options(struct nn_train_options *o, const char *data, const char *run)
+{
+    nn_train_options_default(o);
+    o->data_dir = data;
+    o->run_dir = run;
+    o->batch_size = 2;
+    o->image_size = 75;
+    o->threads = 2;
+    o->max_steps = 1;
+}
+
+/* --learning-rate inf (or 1e30) trained a model of NaNs and saved it. */
+START_TEST(train_refuses_out_of_range_options)
+{
+    nn_log_set(NULL, NULL, NN_LOG_ERROR);
+    char *dir = make_temp_dir();
+    char *data = make_color_dataset(dir, 2, 2, 1, 80, 15);
+    char *run = path_in(dir, "run");
+    struct nn_train_options o;
+    struct nn_train_result r;
+    const double lrs[] = {INFINITY, NAN, 1e30, -1, 0};
+    for (size_t i = 0; i < sizeof lrs / sizeof lrs[0]; i++) {
+        tiny_options(&o, data, run);
+        o.learning_rate = lrs[i];
+        ck_assert_int_eq(nn_train(&o, NULL, NULL, &r), NN_ERR_ARG);
+        ck_assert_msg(strstr(nn_last_error(), "--learning-rate"), "%g: %s", lrs[i], nn_last_error());
+        ck_assert_int_ne(access(run, F_OK), 0); /* refused before anything was made */
+    }
+    tiny_options(&o, data, run);
+    o.label_smoothing = NAN;
+    ck_assert_int_eq(nn_train(&o, NULL, NULL, &r), NN_ERR_ARG);
+    ck_assert_msg(strstr(nn_last_error(), "--label-smoothing"), "%s", nn_last_error());
+    tiny_options(&o, data, run);
+    o.opt.momentum = INFINITY;
+    ck_assert_int_eq(nn_train(&o, NULL, NULL, &r), NN_ERR_ARG);
+    ck_assert_msg(strstr(nn_last_error(), "--momentum"), "%s", nn_last_error());
+
+    /* the command line refuses them too, naming the option */
+    char cmd[8192], *out = NULL;
+    const char *bad[] = {"--learning-rate inf", "--learning-rate nan", "--learning-rate 1e30", "--momentum nan"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' train --data '%s' --out '%s' --image-size 75 --batch-size 2 --max-steps 1 %s -q",
+                 nn_bin(), data, run, bad[i]);
+        int rc = run_command(cmd, &out);
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(bad[i], " "), bad[i]);
+        ck_assert_msg(rc != 0 && out && strstr(out, name), "%s: rc %d: %s", bad[i], rc, out ? out : "");
+        ck_assert_int_ne(access(run, F_OK), 0);
+        free(out);
+    }
+    free(run);
+    free(data);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* A moving variance of NaN never reaches the training loss (trainable batch
+ * norms use batch statistics), so the loss check passed and the model was
+ * saved with exit 0. */
+START_TEST(train_never_saves_nonfinite_weights)
+{
+    nn_log_set(NULL, NULL, NN_LOG_ERROR);
+    char *dir = make_temp_dir();
+    char *data = make_color_dataset(dir, 2, 2, 1, 80, 16);
+    char *init = path_in(dir, "init.nnm"), *run = path_in(dir, "run");
+    struct nn_model *m = small_model(2, (const char *[]){"class0", "class1"});
+    int i = nn_params_find(&m->params, "Mixed_6a.branch3x3.bn.running_var");
+    ck_assert_int_ge(i, 0);
+    nn_param_data(&m->params, i)[5] = NAN;
+    ck_assert_int_eq(nn_model_save(m, init), NN_OK);
+    nn_model_free(m);
+
+    struct nn_train_options o;
+    tiny_options(&o, data, run);
+    o.init_from = init;
+    o.eval_at_end = false;
+    o.bn_recalibrate = 0;
+    o.learning_rate = 0.001;
+    struct nn_train_result r;
+    ck_assert_int_eq(nn_train(&o, NULL, NULL, &r), NN_ERR_INTERNAL);
+    ck_assert_msg(strstr(nn_last_error(), "Mixed_6a.branch3x3.bn.running_var") && strstr(nn_last_error(), "nan") &&
+                      strstr(nn_last_error(), "diverged"),
+                  "%s", nn_last_error());
+    char *final = path_in(run, "final.nnm"), *ckpt = path_in(run, "checkpoints/ckpt-1.nnm");
+    ck_assert_int_ne(access(final, F_OK), 0);
+    ck_assert_int_ne(access(ckpt, F_OK), 0);
+    free(final);
+    free(ckpt);
+    free(init);
+    free(run);
+    free(data);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *suite_robust_train(void)
 {
     Suite *s = suite_create("robust_train");
@@ -222,6 +321,8 @@ Suite *suite_robust_train(void)
     tcase_add_test(tc, eval_warns_when_class_names_differ);
     tcase_add_test(tc, pipeline_every_record_bad_fails_once_warned);
     tcase_add_test(tc, train_every_record_bad_fails);
+    tcase_add_test(tc, train_refuses_out_of_range_options);
+    tcase_add_test(tc, train_never_saves_nonfinite_weights);
     suite_add_tcase(s, tc);
     return s;
 }

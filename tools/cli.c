@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +82,8 @@ bool cli_float(const char *s, float *out)
     char *end;
     errno = 0;
     float v = strtof(s, &end);
-    if (errno || *end) return false;
+    /* strtof takes "inf" and "nan": no option of nn means either */
+    if (errno || *end || !isfinite(v)) return false;
     *out = v;
     return true;
 }

@@ -1,6 +1,7 @@
 #include "tools/train_cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,8 @@ static bool parse_double(const char *s, double *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || *end) return false;
+    /* strtod takes "inf" and "nan": no option of nn means either */
+    if (errno || *end || !isfinite(v)) return false;
     *out = v;
     return true;
 }

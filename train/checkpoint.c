@@ -170,6 +170,13 @@ enum nn_status nn_checkpoint_save(const char *run_dir, int64_t step, const struc
     if (o->count != m->params.count)
         return nn_fail(NN_ERR_ARG, "checkpoint: the optimizer covers %d parameters, the model has %d", o->count,
                        m->params.count);
+    /* the trainer checks first and says more; this keeps any caller from
+     * writing a checkpoint that would resume into NaNs */
+    float bad_value = 0;
+    int bad = nn_params_first_nonfinite(&m->params, &bad_value);
+    if (bad >= 0)
+        return nn_fail(NN_ERR_ARG, "checkpoint %" PRId64 ": parameter %s holds %g; a model that is not finite is not "
+                       "saved", step, m->params.items[bad].name, (double)bad_value);
     NN_TRY(make_dir(run_dir));
     size_t n = strlen(run_dir) + 16;
     char *dir = malloc(n);

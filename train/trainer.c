@@ -401,8 +401,46 @@ static char *trainer_json(const struct trainer *t)
     return b.data;
 }
 
+/* ---- divergence ---- */
+
+/* Stops the run: an event in the log, and an error that says where the
+ * last good state is. `what` says what was found ("the loss is nan"). */
+static enum nn_status diverged(struct trainer *t, long at_step, const char *what)
+{
+    struct nn_strbuf b;
+    metrics_begin(t, &b);
+    nn_strbuf_append(&b, "\"event\":\"diverged\",", 19);
+    metrics_end(t, &b);
+    if (t->last_ckpt_step >= 0)
+        return nn_fail(NN_ERR_INTERNAL,
+                       "%s at step %ld: training diverged (a lower --learning-rate may help). The run stopped; its "
+                       "last good checkpoint is %s/checkpoints/ckpt-%ld",
+                       what, at_step, t->o.run_dir, t->last_ckpt_step);
+    return nn_fail(NN_ERR_INTERNAL,
+                   "%s at step %ld: training diverged (a lower --learning-rate may help). The run stopped before its "
+                   "first checkpoint",
+                   what, at_step);
+}
+
+/* A finite loss does not make finite weights: an update can overflow, and
+ * a batch norm's moving statistics never reach the training loss. So the
+ * weights themselves are checked every WEIGHT_CHECK_EVERY steps and before
+ * anything is saved: a model with a NaN or an infinity is never written. */
+#define WEIGHT_CHECK_EVERY 10
+
+static enum nn_status check_weights(struct trainer *t)
+{
+    float v = 0;
+    int i = nn_params_first_nonfinite(&t->model->params, &v);
+    if (i < 0) return NN_OK;
+    char what[NN_PARAM_NAME_MAX + 64];
+    snprintf(what, sizeof what, "parameter %s holds %g", t->model->params.items[i].name, (double)v);
+    return diverged(t, t->step, what);
+}
+
 static enum nn_status checkpoint(struct trainer *t)
 {
+    NN_TRY(check_weights(t));
     char *tj = trainer_json(t);
     if (!tj) return nn_fail(NN_ERR_NOMEM, "out of memory");
     enum nn_status st =
@@ -478,19 +516,9 @@ static enum nn_status step(struct trainer *t)
         grads = t->net.grads;
     }
     if (!isfinite(loss)) {
-        struct nn_strbuf b;
-        metrics_begin(t, &b);
-        nn_strbuf_append(&b, "\"event\":\"diverged\",", 19);
-        metrics_end(t, &b);
-        if (t->last_ckpt_step >= 0)
-            return nn_fail(NN_ERR_INTERNAL,
-                           "the loss is %g at step %ld: training diverged (a lower --learning-rate may help). The "
-                           "run stopped; its last good checkpoint is %s/checkpoints/ckpt-%ld",
-                           loss, t->step + 1, t->o.run_dir, t->last_ckpt_step);
-        return nn_fail(NN_ERR_INTERNAL,
-                       "the loss is %g at step %ld: training diverged (a lower --learning-rate may help). The run "
-                       "stopped before its first checkpoint",
-                       loss, t->step + 1);
+        char what[64];
+        snprintf(what, sizeof what, "the loss is %g", loss);
+        return diverged(t, t->step + 1, what);
     }
     nn_optimizer_step(&t->opt, &t->model->params, grads, (float)lr);
     t->step++;
@@ -550,12 +578,41 @@ static enum nn_status check_options(const struct nn_train_options *o)
     if (o->batch_size < 1 || o->batch_size > 4096) return nn_fail(NN_ERR_ARG, "batch size %d is out of range", o->batch_size);
     if (o->max_steps < 0 || (o->max_steps == 0 && !(o->epochs > 0)))
         return nn_fail(NN_ERR_ARG, "give a positive --epochs or --max-steps");
-    if (!(o->learning_rate > 0)) return nn_fail(NN_ERR_ARG, "the learning rate must be positive");
-    if (o->label_smoothing < 0 || o->label_smoothing >= 1)
-        return nn_fail(NN_ERR_ARG, "label smoothing %g is not in [0, 1)", (double)o->label_smoothing);
-    if (!(o->bn_decay >= 0 && o->bn_decay < 1)) return nn_fail(NN_ERR_ARG, "batch-norm decay must be in [0, 1)");
-    if (o->image_size != 0 && o->image_size < 75) return nn_fail(NN_ERR_ARG, "image size must be >= 75");
-    if (o->bn_recalibrate < 0 || o->eval_every < 0 || o->checkpoint_every < 0 || o->warmup_epochs < 0)
+    /* Every real-valued option is checked against its range with the test
+     * written so that NaN fails it too (!(lo <= x && x <= hi)): a NaN or
+     * infinite learning rate used to train a model of NaNs and save it. */
+    struct range {
+        const char *name;
+        double v, lo, hi;
+        bool lo_open, hi_open;
+    } r[] = {
+        {"the learning rate (--learning-rate)", o->learning_rate, 0, NN_TRAIN_MAX_LR, true, false},
+        {"the learning-rate decay factor (--lr-decay-factor)", o->lr_decay_factor, 0, 1, true, false},
+        {"the epochs per learning-rate decay (--lr-decay-epochs)", o->lr_decay_epochs, 0, 1e6, true, false},
+        {"the warm-up epochs (--warmup-epochs)", o->warmup_epochs, 0, 1e6, false, false},
+        {"the epoch count (--epochs)", o->max_steps ? 1 : o->epochs, 0, 1e6, true, false},
+        {"label smoothing (--label-smoothing)", o->label_smoothing, 0, 1, false, true},
+        {"the batch-norm decay (--bn-decay)", o->bn_decay, 0, 1, false, true},
+        {"the auxiliary loss weight (--aux-weight)", o->aux_weight, 0, 100, false, false},
+        {"the checkpoint interval in seconds (--checkpoint-seconds)", o->checkpoint_seconds, 0, 1e9, false, false},
+        {"the momentum (--momentum)", o->opt.momentum, 0, 1, false, true},
+        {"the RMSProp decay (--rmsprop-decay)", o->opt.rms_decay, 0, 1, false, true},
+        {"the optimizer epsilon (--epsilon)", o->opt.epsilon, 0, 1e3, true, false},
+        {"Adam's beta1 (--adam-beta1)", o->opt.beta1, 0, 1, false, true},
+        {"Adam's beta2 (--adam-beta2)", o->opt.beta2, 0, 1, false, true},
+        {"the weight decay (--weight-decay)", o->opt.weight_decay, 0, 1, false, false},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+        bool ok = (r[i].lo_open ? r[i].v > r[i].lo : r[i].v >= r[i].lo) &&
+                  (r[i].hi_open ? r[i].v < r[i].hi : r[i].v <= r[i].hi);
+        if (!ok)
+            return nn_fail(NN_ERR_ARG, "%s is %g, not in %c%g, %g%c", r[i].name, r[i].v, r[i].lo_open ? '(' : '[',
+                           r[i].lo, r[i].hi, r[i].hi_open ? ')' : ']');
+    }
+    if (o->image_size != 0 && (o->image_size < 75 || o->image_size > 4096))
+        return nn_fail(NN_ERR_ARG, "image size %d is not in 75..4096", o->image_size);
+    if (o->bn_recalibrate < 0 || o->eval_every < 0 || o->checkpoint_every < 0 || o->threads < 0 ||
+        o->keep_checkpoints < 0 || o->eval_batch_size < 0)
         return nn_fail(NN_ERR_ARG, "negative count in the options");
     return NN_OK;
 }
@@ -759,6 +816,8 @@ enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn
     while (st == NN_OK && t.step < t.total) {
         st = step(&t);
         if (st != NN_OK) break;
+        if (t.step % WEIGHT_CHECK_EVERY == 0) st = check_weights(&t);
+        if (st != NN_OK) break;
         bool last = t.step == t.total;
         if (t.step % t.o.log_every == 0 || last) st = log_interval(&t);
         report(&t, "training", t.step, t.total, t.t0);
@@ -769,6 +828,7 @@ enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn
         if (st == NN_OK && !last && due) st = checkpoint(&t);
     }
     if (st == NN_OK && !t.finished) st = finish(&t);
+    if (st == NN_OK) st = check_weights(&t);
     if (st == NN_OK) {
         char *final_path = join(t.o.run_dir, "final.nnm");
         st = final_path ? nn_model_save(t.model, final_path) : nn_fail(NN_ERR_NOMEM, "out of memory");

@@ -69,6 +69,12 @@ struct nn_train_options {
 
 void nn_train_options_default(struct nn_train_options *o);
 
+/* The largest learning rate nn_train accepts: far above any useful one for
+ * these optimizers, so that only a typo (1e30, inf) is refused. nn_train
+ * checks every real-valued option against its range and names the option
+ * that is out of it. */
+#define NN_TRAIN_MAX_LR 100.0
+
 /* The options as a JSON object (written to RUN_DIR/options.json and into
  * every checkpoint). */
 char *nn_train_options_json(const struct nn_train_options *o);
@@ -110,7 +116,9 @@ struct nn_train_result {
  * checkpoints without --resume, options on resume that contradict the
  * run's (learning rate, optimizer, data, scopes, ...: only the step budget,
  * evaluation, checkpointing and threads may change). A NaN or infinite
- * loss stops the run (NN_ERR_INTERNAL) with the last good checkpoint kept. */
+ * loss, or a NaN or infinite weight (checked every few steps and before
+ * every checkpoint and the final model), stops the run (NN_ERR_INTERNAL)
+ * with the last good checkpoint kept: a non-finite model is never saved. */
 enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn progress, void *user,
                         struct nn_train_result *result);
 
