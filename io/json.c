@@ -137,6 +137,16 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     return need + 1;
 }
 
+bool nn_utf8_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
+        if (!k) return false;
+        i += k;
+    }
+    return true;
+}
+
 /* p->pos is on the opening quote. Decoding never makes a string longer
  * than its source text, so one allocation of the raw length suffices. */
 static enum nn_status parse_string(struct parser *p, char **out)
@@ -555,9 +565,25 @@ void nn_strbuf_json_string(struct nn_strbuf *b, const char *s)
         return;
     }
     nn_strbuf_append(b, "\"", 1);
+    const size_t len = strlen(s);
     size_t run = 0;  /* bytes that need no escape, appended in one go */
     for (size_t i = 0;; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            /* JSON text is UTF-8: a valid sequence is kept, each byte that
+             * starts no valid one (a file name in Latin-1, say) becomes
+             * U+FFFD, so the output is always valid JSON */
+            size_t k = utf8_seq_len((const unsigned char *)s + i, len - i);
+            if (k) {
+                run += k;
+                i += k - 1;
+                continue;
+            }
+            nn_strbuf_append(b, s + i - run, run);
+            run = 0;
+            nn_strbuf_append(b, "\\ufffd", 6);
+            continue;
+        }
         if (c != 0 && c >= 0x20 && c != '"' && c != '\\') {
             run++;
             continue;

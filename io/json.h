@@ -40,7 +40,13 @@ void nn_strbuf_init(struct nn_strbuf *b);
 void nn_strbuf_free(struct nn_strbuf *b);
 void nn_strbuf_printf(struct nn_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nn_strbuf_append(struct nn_strbuf *b, const char *s, size_t n);
-/* Appends s as a quoted, escaped JSON string. */
+/* True when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points past U+10FFFF): what JSON text, model files and dataset
+ * descriptors require of every name. */
+bool nn_utf8_valid(const char *s, size_t n);
+/* Appends s as a quoted, escaped JSON string. Bytes of s that are not part
+ * of a well-formed UTF-8 sequence are written as U+FFFD, so the result is
+ * always valid JSON. */
 void nn_strbuf_json_string(struct nn_strbuf *b, const char *s);
 /* Appends v so that it reads back exactly (%.17g at most); NaN and
  * infinities, which JSON lacks, become null. */
