@@ -534,6 +534,14 @@ void nn_strbuf_append(struct nn_strbuf *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
+bool nn_strbuf_end_object(struct nn_strbuf *b)
+{
+    if (b->failed || !b->data || b->len == 0) return false;
+    if (b->data[b->len - 1] == ',') b->data[b->len - 1] = '}';
+    else nn_strbuf_append(b, "}", 1);
+    return !b->failed;
+}
+
 void nn_strbuf_printf(struct nn_strbuf *b, const char *fmt, ...)
 {
     if (b->failed) return;

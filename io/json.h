@@ -40,6 +40,12 @@ void nn_strbuf_init(struct nn_strbuf *b);
 void nn_strbuf_free(struct nn_strbuf *b);
 void nn_strbuf_printf(struct nn_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nn_strbuf_append(struct nn_strbuf *b, const char *s, size_t n);
+/* Ends an object written as "{...,": the trailing comma becomes '}' (a
+ * bare "{" gets "}"). False, touching nothing, when an allocation failed:
+ * a failed buffer may hold no text at all (data NULL, len 0), so writing
+ * its last byte before checking was an out-of-bounds write. */
+bool nn_strbuf_end_object(struct nn_strbuf *b);
+
 /* True when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
  * code points past U+10FFFF): what JSON text, model files and dataset
  * descriptors require of every name. */

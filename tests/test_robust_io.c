@@ -9,14 +9,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/crc32c.h"
 #include "base/fileio.h"
 #include "base/log.h"
+#include "io/jpeg_write.h"
 #include "io/json.h"
+#include "io/records.h"
 #include "nn/model.h"
 #include "tests/testutil.h"
 #include "tests/train_data.h"
+/* The HTTP parser belongs to the nn command, not the library the tests
+ * link: its one file is compiled into this test (it is pure: bytes in,
+ * description out). */
+#include "tools/http.c"
 
 static char *path_in(const char *dir, const char *name)
 {
@@ -106,6 +115,170 @@ START_TEST(predict_json_is_json_for_nan_and_latin1_names)
 }
 END_TEST
 
+/* ---- JPEG encoding out of memory ---- */
+
+static size_t vm_bytes(void)
+{
+    FILE *fp = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (fp) {
+        if (fscanf(fp, "%lu", &pages) != 1) pages = 0;
+        fclose(fp);
+    }
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* libjpeg's memory destination frees its first buffer when it grows it;
+ * the error path then freed that first buffer again. Here the growth fails
+ * (an address-space limit, in a child process) after the first buffer was
+ * replaced: the child must come back with an error, not abort. */
+START_TEST(jpeg_write_out_of_memory_frees_once)
+{
+    const char *san = getenv("NN_SAN");
+    if (san && !strcmp(san, "1")) {
+        /* the sanitizers reserve terabytes of address space: no limit fits */
+        fprintf(stderr, "SKIP jpeg_write_out_of_memory_frees_once: needs RLIMIT_AS, which ASan cannot run under\n");
+        return;
+    }
+    char *dir = make_temp_dir();
+    char *out = path_in(dir, "noise.jpg");
+    const int W = 1500, H = 1500;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        uint8_t *rgb = malloc((size_t)W * H * 3);
+        if (!rgb) _exit(3);
+        uint32_t x = 12345;
+        for (size_t k = 0; k < (size_t)W * H * 3; k++) {
+            x = x * 1664525u + 1013904223u;
+            rgb[k] = (uint8_t)(x >> 24);
+        }
+        /* noise compresses badly: a few MB of output, so the destination
+         * grows many times; the limit lets it reach about 1 MB */
+        struct rlimit rl = {.rlim_cur = vm_bytes() + (3u << 20), .rlim_max = RLIM_INFINITY};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(4);
+        enum nn_status st = nn_jpeg_write(out, rgb, W, H, 100);
+        _exit(st == NN_ERR_NOMEM && strstr(nn_last_error(), "out of memory") ? 0 : 5);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status), "the child died of signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    ck_assert_msg(WEXITSTATUS(status) == 0, "the child exited %d", WEXITSTATUS(status));
+    ck_assert_int_ne(access(out, F_OK), 0); /* nothing half-written */
+    free(out);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- size arithmetic ---- */
+
+/* A Content-Length past 2^64 wrapped around to a small length. */
+START_TEST(http_content_length_never_wraps)
+{
+    struct http_response res;
+    const char *wraps[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551617\r\n\r\n", /* 2^64 + 1 -> 1 */
+        "HTTP/1.1 200 OK\r\nContent-Length: 20000000000000000000\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775808\r\n\r\n", /* INT64_MAX + 1 */
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", /* conflicting */
+    };
+    for (size_t i = 0; i < sizeof wraps / sizeof wraps[0]; i++)
+        ck_assert_msg(http_parse_response(wraps[i], strlen(wraps[i]), &res) == HTTP_BAD, "accepted [%s] as %lld",
+                      wraps[i], res.content_length);
+    const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\n";
+    ck_assert_int_eq(http_parse_response(ok, strlen(ok), &res), HTTP_COMPLETE);
+    ck_assert(res.content_length == INT64_MAX);
+
+    /* a request's length is held to max_body, and past SIZE_MAX too */
+    struct http_request req;
+    int status = 0;
+    const char *why = NULL;
+    const char *big = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551617\r\n\r\n";
+    ck_assert_int_eq(http_parse_request(big, strlen(big), SIZE_MAX, &req, &status, &why), HTTP_BAD);
+    ck_assert_int_eq(status, 413);
+    const char *fine = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
+    ck_assert_int_eq(http_parse_request(fine, strlen(fine), 1000, &req, &status, &why), HTTP_COMPLETE);
+    ck_assert_int_eq(req.content_length, 1000);
+    ck_assert_int_eq(http_parse_request(fine, strlen(fine), 999, &req, &status, &why), HTTP_BAD);
+    ck_assert_int_eq(status, 413);
+}
+END_TEST
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int k = 0; k < 8; k++) p[k] = (uint8_t)(v >> (8 * k));
+}
+
+/* An index offset near 2^64 made offsets[i] + FRAME_OVERHEAD wrap below the
+ * shard's size and pass the bound check. */
+START_TEST(record_index_offset_near_2_64_is_refused)
+{
+    char *dir = make_temp_dir();
+    char *rec_path = path_in(dir, "s.rec"), *idx_path = path_in(dir, "s.idx");
+    struct nn_shard_writer *w;
+    ck_assert_int_eq(nn_shard_writer_open(rec_path, &w), NN_OK);
+    const uint8_t img[64] = {1, 2, 3};
+    for (int i = 0; i < 2; i++) {
+        struct nn_record r = {.label = i, .height = 1, .width = 1, .format = NN_RECORD_JPEG, .path = "a.jpg",
+                              .data = img, .data_len = sizeof img};
+        ck_assert_int_eq(nn_shard_writer_add(w, &r), NN_OK);
+    }
+    ck_assert_int_eq(nn_shard_writer_finish(w), NN_OK);
+    ck_assert_int_eq(nn_shard_writer_publish(w), NN_OK);
+    nn_shard_writer_free(w);
+
+    struct nn_shard_reader *r;
+    ck_assert_int_eq(nn_shard_reader_open(rec_path, &r), NN_OK);
+    nn_shard_reader_close(r);
+
+    /* record 1 "starts" 8 bytes before 2^64, CRC made right */
+    char *data;
+    size_t len;
+    ck_assert_int_eq(nn_read_file(idx_path, &data, &len), NN_OK);
+    uint8_t *p = (uint8_t *)data;
+    put_le64(p + 32 + 8, UINT64_MAX - 7);
+    uint32_t crc = nn_crc32c_mask(nn_crc32c(0, p, len - 4));
+    for (int k = 0; k < 4; k++) p[len - 4 + k] = (uint8_t)(crc >> (8 * k));
+    FILE *fp = fopen(idx_path, "wb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_int_eq(fwrite(data, 1, len, fp), len);
+    ck_assert_int_eq(fclose(fp), 0);
+    free(data);
+
+    r = NULL;
+    ck_assert_int_eq(nn_shard_reader_open(rec_path, &r), NN_ERR_CORRUPT);
+    ck_assert_msg(strstr(nn_last_error(), "record 1") && strstr(nn_last_error(), "past the shard's end"), "%s",
+                  nn_last_error());
+    ck_assert_ptr_null(r);
+    free(rec_path);
+    free(idx_path);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* The trainer wrote data[len - 1] of a metrics line before checking that
+ * its buffer had not failed; a failed first allocation left data NULL. */
+START_TEST(strbuf_end_object_on_a_failed_buffer)
+{
+    struct nn_strbuf b;
+    nn_strbuf_init(&b);
+    b.failed = true; /* what a failed first allocation leaves: no data at all */
+    ck_assert(!nn_strbuf_end_object(&b));
+    ck_assert_ptr_null(b.data);
+    nn_strbuf_init(&b);
+    nn_strbuf_append(&b, "{\"a\":1,", 7);
+    ck_assert(nn_strbuf_end_object(&b));
+    ck_assert_str_eq(b.data, "{\"a\":1}");
+    nn_strbuf_free(&b);
+    nn_strbuf_append(&b, "{", 1);
+    ck_assert(nn_strbuf_end_object(&b));
+    ck_assert_str_eq(b.data, "{}");
+    nn_strbuf_free(&b);
+}
+END_TEST
+
 Suite *suite_robust_io(void)
 {
     Suite *s = suite_create("robust_io");
@@ -114,6 +287,10 @@ Suite *suite_robust_io(void)
     tcase_add_test(tc, json_string_output_is_always_utf8);
     tcase_add_test(tc, model_refuses_non_utf8_class_names_at_once);
     tcase_add_test(tc, predict_json_is_json_for_nan_and_latin1_names);
+    tcase_add_test(tc, jpeg_write_out_of_memory_frees_once);
+    tcase_add_test(tc, http_content_length_never_wraps);
+    tcase_add_test(tc, record_index_offset_near_2_64_is_refused);
+    tcase_add_test(tc, strbuf_end_object_on_a_failed_buffer);
     suite_add_tcase(s, tc);
     return s;
 }

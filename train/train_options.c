@@ -98,8 +98,7 @@ char *nn_train_options_json(const struct nn_train_options *o)
     put_num(&b, "checkpoint_seconds", o->checkpoint_seconds);
     put_num(&b, "keep_checkpoints", o->keep_checkpoints);
     put_str(&b, "stage", o->stage);
-    b.data[b.len - 1] = '}';
-    if (b.failed) {
+    if (!nn_strbuf_end_object(&b)) {
         nn_strbuf_free(&b);
         return NULL;
     }

@@ -126,9 +126,8 @@ static void metrics_num(struct nn_strbuf *b, const char *key, double v)
 
 static enum nn_status metrics_end(struct trainer *t, struct nn_strbuf *b)
 {
-    b->data[b->len - 1] = '}';
     enum nn_status st = NN_OK;
-    if (b->failed) st = nn_fail(NN_ERR_NOMEM, "out of memory");
+    if (!nn_strbuf_end_object(b)) st = nn_fail(NN_ERR_NOMEM, "out of memory");
     else if (fprintf(t->metrics, "%s\n", b->data) < 0 || fflush(t->metrics) != 0)
         st = nn_fail(NN_ERR_IO, "%s: cannot write: %s", t->metrics_path, strerror(errno));
     nn_strbuf_free(b);
