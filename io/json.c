@@ -22,6 +22,14 @@ struct nn_json {
     size_t n;               /* array or object size */
     struct nn_json *items;  /* n values */
     char **keys;            /* n keys (objects only) */
+    struct key_ref *sorted; /* objects: the n keys in strcmp order, for lookup by binary search */
+};
+
+/* An object's key, where it is in the object and where it was in the text. */
+struct key_ref {
+    const char *key;
+    size_t index;
+    size_t pos;
 };
 
 struct parser {
@@ -57,6 +65,7 @@ static void free_contents(struct nn_json *j)
     }
     free(j->items);
     free(j->keys);
+    free(j->sorted);
 }
 
 static bool match_word(struct parser *p, const char *word)
@@ -318,6 +327,9 @@ static enum nn_status reserve(struct nn_json *j, size_t *cap, bool with_keys)
         char **keys = realloc(j->keys, want * sizeof *keys);
         if (!keys) return nn_fail(NN_ERR_NOMEM, "JSON: out of memory for %zu keys", want);
         j->keys = keys;
+        struct key_ref *sorted = realloc(j->sorted, want * sizeof *sorted);
+        if (!sorted) return nn_fail(NN_ERR_NOMEM, "JSON: out of memory for %zu keys", want);
+        j->sorted = sorted;
     }
     *cap = want;
     return NN_OK;
@@ -353,6 +365,33 @@ static enum nn_status parse_array(struct parser *p, struct nn_json *out, int dep
     }
 }
 
+static int cmp_key_ref(const void *a, const void *b)
+{
+    const struct key_ref *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c) return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Sorts an object's keys once it is complete: lookups are then binary
+ * searches, so a reader that looks up each of n keys (a dataset's
+ * per-class counts) takes O(n log n), not O(n^2); and a key written twice
+ * sits next to its twin. Which of two equal keys a reader would see
+ * depends on the reader, so a duplicate is an error, not a silent choice. */
+static enum nn_status index_object(struct parser *p, struct nn_json *obj)
+{
+    if (obj->n < 2) return NN_OK;
+    qsort(obj->sorted, obj->n, sizeof *obj->sorted, cmp_key_ref);
+    for (size_t i = 1; i < obj->n; i++)
+        if (!strcmp(obj->sorted[i - 1].key, obj->sorted[i].key)) {
+            p->pos = obj->sorted[i].pos;
+            char what[160];
+            snprintf(what, sizeof what, "duplicate key \"%.100s\" in an object", obj->sorted[i].key);
+            return err_at(p, what);
+        }
+    return NN_OK;
+}
+
 static enum nn_status parse_object(struct parser *p, struct nn_json *out, int depth)
 {
     size_t cap = 0;
@@ -370,7 +409,9 @@ static enum nn_status parse_object(struct parser *p, struct nn_json *out, int de
         out->keys[k] = NULL;
         skip_ws(p);
         if (p->pos >= p->len || p->s[p->pos] != '"') return err_at(p, "expected a string key");
+        size_t key_pos = p->pos;
         NN_TRY(parse_string(p, &out->keys[k]));
+        out->sorted[k] = (struct key_ref){out->keys[k], k, key_pos};
         skip_ws(p);
         if (p->pos >= p->len || p->s[p->pos] != ':') return err_at(p, "expected ':'");
         p->pos++;
@@ -382,7 +423,7 @@ static enum nn_status parse_object(struct parser *p, struct nn_json *out, int de
         }
         if (p->pos < p->len && p->s[p->pos] == '}') {
             p->pos++;
-            return NN_OK;
+            return index_object(p, out);
         }
         return err_at(p, "expected ',' or '}'");
     }
@@ -484,8 +525,15 @@ const char *nn_json_key(const struct nn_json *j, size_t i)
 const struct nn_json *nn_json_get(const struct nn_json *obj, const char *key)
 {
     if (!obj || obj->type != NN_JSON_OBJECT || !key) return NULL;
-    for (size_t i = 0; i < obj->n; i++)
-        if (strcmp(obj->keys[i], key) == 0) return &obj->items[i];
+    if (obj->n == 1) return strcmp(obj->keys[0], key) ? NULL : &obj->items[0];
+    size_t lo = 0, hi = obj->n; /* binary search of the sorted keys (index_object) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(obj->sorted[mid].key, key);
+        if (c == 0) return &obj->items[obj->sorted[mid].index];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
     return NULL;
 }
 

@@ -13,8 +13,9 @@ enum nn_json_type { NN_JSON_NULL, NN_JSON_BOOL, NN_JSON_NUMBER, NN_JSON_STRING, 
 
 struct nn_json;
 
-/* Parses text[0..len). On error the message gives the byte offset. Free the
- * result with nn_json_free. */
+/* Parses text[0..len). On error the message gives the byte offset. An
+ * object with a key written twice is an error (readers would disagree on
+ * which one counts). Free the result with nn_json_free. */
 enum nn_status nn_json_parse(const char *text, size_t len, struct nn_json **out);
 void nn_json_free(struct nn_json *j);
 
@@ -28,7 +29,9 @@ const char *nn_json_string(const struct nn_json *j);   /* NUL-terminated; NULL i
 size_t nn_json_len(const struct nn_json *j);            /* array or object size */
 const struct nn_json *nn_json_at(const struct nn_json *j, size_t i);  /* array element or object value */
 const char *nn_json_key(const struct nn_json *j, size_t i);          /* object key */
-const struct nn_json *nn_json_get(const struct nn_json *obj, const char *key); /* NULL if absent */
+/* NULL if absent. O(log n): keys are sorted once when the object is parsed,
+ * so looking up each of an object's n keys is not quadratic. */
+const struct nn_json *nn_json_get(const struct nn_json *obj, const char *key);
 
 /* Growable text buffer for writing JSON (and anything else). */
 struct nn_strbuf {
