@@ -6,9 +6,14 @@
  * non-finite (never saved). */
 #include <check.h>
 #include <math.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/fileio.h"
@@ -312,6 +317,162 @@ START_TEST(train_never_saves_nonfinite_weights)
 }
 END_TEST
 
+/* ---- interrupts ---- */
+
+extern char **environ;
+
+struct cancel_after {
+    volatile sig_atomic_t flag;
+    long steps;
+};
+
+static void cancel_progress(void *user, const struct nn_train_progress *p)
+{
+    struct cancel_after *c = user;
+    if (!strcmp(p->phase, "training") && p->done >= c->steps) c->flag = 1;
+}
+
+/* Ctrl-C lost every step since the last checkpoint. The library now takes
+ * a cancellation flag: the run stops after the current step with a
+ * checkpoint, and --resume finishes it. */
+START_TEST(train_cancel_checkpoints_and_resumes)
+{
+    nn_log_set(NULL, NULL, NN_LOG_ERROR);
+    char *dir = make_temp_dir();
+    char *data = make_color_dataset(dir, 2, 3, 1, 80, 17);
+    char *run = path_in(dir, "run");
+    struct nn_train_options o;
+    tiny_options(&o, data, run);
+    o.max_steps = 6;
+    o.checkpoint_every = 0;
+    o.checkpoint_seconds = 0;
+    o.eval_at_end = false;
+    struct cancel_after c = {0, 2};
+    o.cancel = &c.flag;
+    struct nn_train_result r;
+    ck_assert_int_eq(nn_train(&o, cancel_progress, &c, &r), NN_ERR_CANCELLED);
+    ck_assert_msg(strstr(nn_last_error(), "step 2 of 6") && strstr(nn_last_error(), "--resume"), "%s",
+                  nn_last_error());
+    ck_assert_int_eq(r.steps, 2);
+    char *ck = path_in(run, "checkpoints/ckpt-2.nnm"), *final = path_in(run, "final.nnm");
+    ck_assert_int_eq(access(ck, F_OK), 0);
+    ck_assert_int_ne(access(final, F_OK), 0);
+
+    /* a kill during the final model's write left this; --resume removes it */
+    char *stale = path_in(run, "final.nnm.tmp.Ab12Cd");
+    FILE *fp = fopen(stale, "w");
+    ck_assert_ptr_nonnull(fp);
+    fclose(fp);
+    o.cancel = NULL;
+    o.resume = true;
+    ck_assert_msg(nn_train(&o, NULL, NULL, &r) == NN_OK, "%s", nn_last_error());
+    ck_assert_int_eq(r.steps, 6);
+    ck_assert_int_eq(access(final, F_OK), 0);
+    ck_assert_int_ne(access(stale, F_OK), 0);
+    free(stale);
+    free(ck);
+    free(final);
+    free(run);
+    free(data);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* The same through the command: SIGTERM (and Ctrl-C) stop nn train with a
+ * checkpoint and exit 128 + the signal. */
+START_TEST(train_cli_sigterm_exits_143_with_checkpoint)
+{
+    char *dir = make_temp_dir();
+    char *data = make_color_dataset(dir, 2, 3, 1, 80, 18);
+    const int sigs[] = {SIGTERM, SIGINT};
+    for (int k = 0; k < 2; k++) {
+        char name[16], cmd[8192];
+        snprintf(name, sizeof name, "run%d", k);
+        char *run = path_in(dir, name), *log = path_in(run, "metrics.jsonl");
+        snprintf(name, sizeof name, "err%d", k);
+        char *err = path_in(dir, name);
+        snprintf(cmd, sizeof cmd,
+                 "exec '%s' train --data '%s' --out '%s' --image-size 75 --batch-size 2 --max-steps 100000 "
+                 "--threads 2 --log-every 1 --checkpoint-every 0 --checkpoint-seconds 0 -q 2>'%s'",
+                 nn_bin(), data, run, err);
+        char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+        pid_t pid;
+        ck_assert_int_eq(posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ), 0);
+        /* wait for the first logged step */
+        int status;
+        bool ended = false;
+        for (int i = 0; i < 120000; i++) {
+            char *text;
+            size_t len;
+            if (nn_read_file(log, &text, &len) == NN_OK) {
+                bool stepped = strstr(text, "\"loss\"") != NULL;
+                free(text);
+                if (stepped) break;
+            }
+            if (waitpid(pid, &status, WNOHANG) == pid) {
+                ended = true;
+                break;
+            }
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        ck_assert_msg(!ended, "the run ended before it could be interrupted");
+        ck_assert_int_eq(kill(pid, sigs[k]), 0);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        char *msg = NULL;
+        size_t len;
+        ck_assert_int_eq(nn_read_file(err, &msg, &len), NN_OK);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 128 + sigs[k], "status %d: %s", status, msg);
+        ck_assert_msg(strstr(msg, "interrupted by") && strstr(msg, "--resume"), "%s", msg);
+        free(msg);
+        char *ckdir = path_in(run, "checkpoints");
+        snprintf(cmd, sizeof cmd, "ls '%s' | grep -q 'ckpt-[0-9]*\\.nnm$'", ckdir);
+        ck_assert_int_eq(run_command(cmd, NULL), 0);
+        free(ckdir);
+        free(err);
+        free(log);
+        free(run);
+    }
+    free(data);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* A run that fails before it writes anything leaves no empty directory. */
+START_TEST(failed_runs_leave_no_empty_run_dir)
+{
+    nn_log_set(NULL, NULL, NN_LOG_ERROR);
+    char *dir = make_temp_dir();
+    char *run = path_in(dir, "run"), *missing = path_in(dir, "no-such-dataset");
+    struct nn_train_options o;
+    tiny_options(&o, missing, run);
+    struct nn_train_result r;
+    ck_assert_int_ne(nn_train(&o, NULL, NULL, &r), NN_OK);
+    ck_assert_int_ne(access(run, F_OK), 0);
+
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' train --data '%s' --out '%s' --max-steps 1 -q 2>/dev/null", nn_bin(), missing,
+             run);
+    ck_assert_int_ne(run_command(cmd, NULL), 0);
+    ck_assert_int_ne(access(run, F_OK), 0);
+    snprintf(cmd, sizeof cmd, "'%s' finetune '%s' --init-from '%s/x.nnm' --out '%s' -q 2>/dev/null", nn_bin(), missing,
+             dir, run);
+    ck_assert_int_ne(run_command(cmd, NULL), 0);
+    ck_assert_int_ne(access(run, F_OK), 0);
+
+    /* a directory that was there before is left alone */
+    ck_assert_int_eq(mkdir(run, 0777), 0);
+    ck_assert_int_ne(nn_train(&o, NULL, NULL, &r), NN_OK);
+    ck_assert_int_eq(access(run, F_OK), 0);
+    free(run);
+    free(missing);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *suite_robust_train(void)
 {
     Suite *s = suite_create("robust_train");
@@ -323,6 +484,9 @@ Suite *suite_robust_train(void)
     tcase_add_test(tc, train_every_record_bad_fails);
     tcase_add_test(tc, train_refuses_out_of_range_options);
     tcase_add_test(tc, train_never_saves_nonfinite_weights);
+    tcase_add_test(tc, train_cancel_checkpoints_and_resumes);
+    tcase_add_test(tc, train_cli_sigterm_exits_143_with_checkpoint);
+    tcase_add_test(tc, failed_runs_leave_no_empty_run_dir);
     suite_add_tcase(s, tc);
     return s;
 }

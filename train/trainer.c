@@ -70,6 +70,7 @@ struct trainer {
     char *data_abs, *init_abs;  /* the paths made absolute, as options.json records them */
     struct nn_eval eval;
     bool eval_ok;
+    bool made_run_dir;      /* this call created o.run_dir */
     struct nn_train_result *res;
 };
 
@@ -561,9 +562,14 @@ static void cache_progress(void *user, long done, long total)
     report(t, "caching", done, total, t->phase_t0);
 }
 
-static enum nn_status make_dir(const char *path)
+static enum nn_status make_dir(const char *path, bool *made)
 {
-    if (mkdir(path, 0777) == 0 || errno == EEXIST) return NN_OK;
+    *made = false;
+    if (mkdir(path, 0777) == 0) {
+        *made = true;
+        return NN_OK;
+    }
+    if (errno == EEXIST) return NN_OK;
     return nn_fail(NN_ERR_IO, "%s: cannot create the run directory: %s", path, strerror(errno));
 }
 
@@ -625,7 +631,7 @@ static enum nn_status setup(struct trainer *t, const struct nn_train_options *gi
     if (t->o.init_from && (t->init_abs = realpath(t->o.init_from, NULL))) t->o.init_from = t->init_abs;
     if (t->o.log_every < 1) t->o.log_every = 10;
     NN_TRY(nn_threads_set(t->o.threads));
-    NN_TRY(make_dir(t->o.run_dir));
+    NN_TRY(make_dir(t->o.run_dir, &t->made_run_dir));
     nn_checkpoint_clean_temps(t->o.run_dir);
 
     int64_t *steps;
@@ -773,6 +779,28 @@ static enum nn_status setup(struct trainer *t, const struct nn_train_options *gi
     return NN_OK;
 }
 
+/* ---- cancellation ---- */
+
+static bool cancel_requested(const struct trainer *t) { return t->o.cancel && *t->o.cancel; }
+
+/* Stops a run its caller asked to stop: the steps done since the last
+ * checkpoint are kept in a new one, so that --resume loses nothing. */
+static enum nn_status stop_cancelled(struct trainer *t)
+{
+    if (t->step == 0)
+        return nn_fail(NN_ERR_CANCELLED, "stopped before the first training step: nothing to save");
+    if (t->step != t->last_ckpt_step) {
+        struct nn_strbuf b;
+        metrics_begin(t, &b);
+        nn_strbuf_append(&b, "\"event\":\"interrupted\",", 22);
+        NN_TRY(metrics_end(t, &b));
+        NN_TRY(checkpoint(t));
+    }
+    return nn_fail(NN_ERR_CANCELLED,
+                   "stopped at step %ld of %ld; checkpoint %s/checkpoints/ckpt-%ld holds it: continue with --resume",
+                   t->step, t->total, t->o.run_dir, t->last_ckpt_step);
+}
+
 static enum nn_status finish(struct trainer *t)
 {
     if (t->o.bn_recalibrate > 0) NN_TRY(recalibrate(t, t->o.bn_recalibrate, &t->res->recalibrated));
@@ -785,6 +813,17 @@ static enum nn_status finish(struct trainer *t)
     }
     t->finished = true;
     return checkpoint(t);
+}
+
+/* A failed run leaves no empty run directory behind (nor an empty
+ * checkpoints/ in it); rmdir removes only what is empty, so nothing a run
+ * wrote is lost. */
+static void remove_if_empty(const char *run_dir)
+{
+    char *ck = join(run_dir, "checkpoints");
+    if (ck) rmdir(ck);
+    free(ck);
+    if (rmdir(run_dir) == 0) nn_debug("%s: removed, the failed run left nothing in it", run_dir);
 }
 
 enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn progress, void *user,
@@ -802,6 +841,9 @@ enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn
     t.t0 = now_s();
     const double call_t0 = t.t0;
     enum nn_status st = setup(&t, opt);
+    /* the caching phase can take minutes: a request that came during it is
+     * seen before the first step */
+    if (st == NN_OK && cancel_requested(&t)) st = stop_cancelled(&t);
     if (st == NN_OK) {
         result->cached = t.cached;
         result->total_steps = t.total;
@@ -825,6 +867,7 @@ enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn
         bool due = (t.o.checkpoint_every > 0 && t.step % t.o.checkpoint_every == 0) ||
                    (t.o.checkpoint_seconds > 0 && now_s() - t.last_ckpt_t >= t.o.checkpoint_seconds);
         if (st == NN_OK && !last && due) st = checkpoint(&t);
+        if (st == NN_OK && cancel_requested(&t)) st = stop_cancelled(&t);
     }
     if (st == NN_OK && !t.finished) st = finish(&t);
     if (st == NN_OK) st = check_weights(&t);
@@ -837,6 +880,8 @@ enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn
     result->steps = t.step;
     result->last_loss = t.last_loss;
     result->seconds = now_s() - call_t0;
+    bool made = t.made_run_dir;
     trainer_free(&t);
+    if (st != NN_OK && made) remove_if_empty(opt->run_dir);
     return st;
 }
