@@ -317,6 +317,38 @@ START_TEST(train_never_saves_nonfinite_weights)
 }
 END_TEST
 
+/* options.json (and every checkpoint) cast its numbers unchecked: a
+ * batch size of 1e300 read as INT_MIN (undefined behaviour). */
+START_TEST(options_json_numbers_are_range_checked)
+{
+    const char *bad[] = {"{\"batch_size\": 1e300}", "{\"batch_size\": 2.5}", "{\"max_steps\": -1e300}",
+                         "{\"label_smoothing\": 1e300}", "{\"threads\": 4294967296}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct nn_json *j;
+        ck_assert_int_eq(nn_json_parse(bad[i], strlen(bad[i]), &j), NN_OK);
+        struct nn_train_options o;
+        nn_train_options_default(&o);
+        ck_assert_msg(nn_train_options_from_json(j, &o) == NN_ERR_FORMAT, "%s accepted", bad[i]);
+        ck_assert_msg(strstr(nn_last_error(), "options: '"), "%s", nn_last_error());
+        nn_json_free(j);
+    }
+    /* what the writer writes reads back */
+    struct nn_train_options o, back;
+    nn_train_options_default(&o);
+    o.batch_size = 7;
+    o.max_steps = 123456789012L;
+    char *text = nn_train_options_json(&o);
+    struct nn_json *j;
+    ck_assert_int_eq(nn_json_parse(text, strlen(text), &j), NN_OK);
+    nn_train_options_default(&back);
+    ck_assert_msg(nn_train_options_from_json(j, &back) == NN_OK, "%s", nn_last_error());
+    ck_assert_int_eq(back.batch_size, 7);
+    ck_assert_int_eq(back.max_steps, 123456789012L);
+    nn_json_free(j);
+    free(text);
+}
+END_TEST
+
 /* ---- interrupts ---- */
 
 extern char **environ;
@@ -484,6 +516,7 @@ Suite *suite_robust_train(void)
     tcase_add_test(tc, train_every_record_bad_fails);
     tcase_add_test(tc, train_refuses_out_of_range_options);
     tcase_add_test(tc, train_never_saves_nonfinite_weights);
+    tcase_add_test(tc, options_json_numbers_are_range_checked);
     tcase_add_test(tc, train_cancel_checkpoints_and_resumes);
     tcase_add_test(tc, train_cli_sigterm_exits_143_with_checkpoint);
     tcase_add_test(tc, failed_runs_leave_no_empty_run_dir);
