@@ -270,6 +270,18 @@ START_TEST(train_refuses_out_of_range_options)
         ck_assert_int_ne(access(run, F_OK), 0);
         free(out);
     }
+    /* nn finetune's per-stage values too */
+    const char *stage_bad[] = {"--stage1-lr inf", "--stage2-lr 1e30", "--stage1-epochs nan"};
+    for (size_t i = 0; i < sizeof stage_bad / sizeof stage_bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' finetune '%s' --init-from x.nnm --out '%s' %s -q", nn_bin(), data, run,
+                 stage_bad[i]);
+        int rc = run_command(cmd, &out);
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(stage_bad[i], " "), stage_bad[i]);
+        ck_assert_msg(rc == 2 && out && strstr(out, name), "%s: rc %d: %s", stage_bad[i], rc, out ? out : "");
+        ck_assert_int_ne(access(run, F_OK), 0);
+        free(out);
+    }
     free(run);
     free(data);
     rm_rf(dir);

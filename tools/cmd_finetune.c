@@ -269,7 +269,7 @@ int cmd_finetune(int argc, char **argv)
             errno = 0;
             if (!strcmp(key + 9, "epochs")) {
                 d = strtod(v, &end);
-                if (errno || *end || !(d > 0)) return cli_usage(usage_head, "%s needs a positive number", key);
+                if (errno || *end || !(d > 0 && d <= 1e6)) return cli_usage(usage_head, "%s needs a number in (0, 1e6]", key);
                 plan[s].epochs = d;
             } else if (!strcmp(key + 9, "steps")) {
                 l = strtol(v, &end, 10);
@@ -277,7 +277,8 @@ int cmd_finetune(int argc, char **argv)
                 plan[s].steps = l;
             } else if (!strcmp(key + 9, "lr")) {
                 d = strtod(v, &end);
-                if (errno || *end || !(d > 0)) return cli_usage(usage_head, "%s needs a positive number", key);
+                if (errno || *end || !(d > 0 && d <= NN_TRAIN_MAX_LR))
+                    return cli_usage(usage_head, "%s needs a number in (0, %g]", key, NN_TRAIN_MAX_LR);
                 plan[s].lr = d;
             } else {
                 return cli_usage(usage_head, "unknown option %s", key);
