@@ -99,7 +99,7 @@ static enum nn_status compress(struct jpeg_job *job, const char *path, const uin
         jpeg_destroy_compress(c);
         free(job->out);
         job->out = NULL;
-        if (job->nomem)
+        if (job->nomem || job->err.pub.msg_code == JERR_OUT_OF_MEMORY)
             return nn_fail(NN_ERR_NOMEM, "%s: out of memory for the compressed %dx%d image", path, w, h);
         return nn_fail(NN_ERR_INTERNAL, "%s: libjpeg: %s", path, job->err.msg);
     }

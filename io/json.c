@@ -386,7 +386,7 @@ static enum nn_status index_object(struct parser *p, struct nn_json *obj)
         if (!strcmp(obj->sorted[i - 1].key, obj->sorted[i].key)) {
             p->pos = obj->sorted[i].pos;
             char what[160];
-            snprintf(what, sizeof what, "duplicate key \"%.100s\" in an object", obj->sorted[i].key);
+            snprintf(what, sizeof what, "key \"%.100s\" appears twice in an object", obj->sorted[i].key);
             return err_at(p, what);
         }
     return NN_OK;

@@ -12,6 +12,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "io/json.h"
 
 int cli_fail(void)
 {
@@ -218,6 +219,12 @@ char **cli_read_labels(const char *path, int *count)
             }
             names = grown;
             cap *= 2;
+        }
+        if (!nn_utf8_valid(line, strlen(line))) {
+            /* said here, naming the file; the model would refuse it later without */
+            cli_error("%s: the name of class %d is not valid UTF-8 text", path, n);
+            failed = true;
+            break;
         }
         names[n + 1] = NULL;
         if (!(names[n] = strdup(line))) failed = oom = true;
