@@ -18,6 +18,7 @@ const char *nn_status_str(enum nn_status st)
     case NN_ERR_UNSUPPORTED: return "unsupported";
     case NN_ERR_NOT_FOUND: return "not found";
     case NN_ERR_INTERNAL: return "internal error";
+    case NN_ERR_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }

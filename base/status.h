@@ -17,7 +17,8 @@ enum nn_status {
     NN_ERR_CORRUPT,     /* checksum mismatch or truncated data */
     NN_ERR_UNSUPPORTED, /* valid input that nn does not handle */
     NN_ERR_NOT_FOUND,   /* a named item (tensor, class, file) is missing */
-    NN_ERR_INTERNAL     /* a bug in nn */
+    NN_ERR_INTERNAL,    /* a bug in nn */
+    NN_ERR_CANCELLED    /* the caller asked a long operation to stop (it stopped cleanly) */
 };
 
 /* Short constant name of a status, e.g. "corrupt data". */

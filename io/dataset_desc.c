@@ -1,4 +1,5 @@
 /* dataset.json and labels.txt: writing, reading and checking. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,9 +212,15 @@ static enum nn_status read_split(const struct reader *r, const struct nn_json *s
     if (!sp->per_class) return nn_fail(NN_ERR_NOMEM, "%s: out of memory", r->path);
     const struct nn_json *per_class = nn_json_get(j, "per_class");
     if (nn_json_type(per_class) != NN_JSON_OBJECT) return bad(r, "\"per_class\" is missing");
+    /* Each count is at most 2^47 (get_long), but a million of them could
+     * overflow a long: the sum is held to the split's count as it grows
+     * (every count is >= 0, so it never exceeds sp->count). */
     long sum = 0;
     for (int c = 0; c < d->num_classes; c++) {
         NN_TRY(get_long(r, per_class, d->classes[c], 0, &sp->per_class[c]));
+        if (sp->per_class[c] > sp->count - sum)
+            return nn_fail(NN_ERR_FORMAT, "%s: %s: per-class counts add up to more than the %ld examples", r->path,
+                           split_names[s], sp->count);
         sum += sp->per_class[c];
     }
     if (sum != sp->count)
@@ -235,6 +242,9 @@ static enum nn_status read_split(const struct reader *r, const struct nn_json *s
         sp->shards[i].file = strdup(file);
         if (!sp->shards[i].file) return nn_fail(NN_ERR_NOMEM, "%s: out of memory", r->path);
         NN_TRY(get_long(r, sh, "examples", 0, &sp->shards[i].count));
+        if (sp->shards[i].count > sp->count - sum)
+            return nn_fail(NN_ERR_FORMAT, "%s: %s: shards hold more than the %ld examples", r->path, split_names[s],
+                           sp->count);
         sum += sp->shards[i].count;
     }
     if (sum != sp->count)
@@ -243,19 +253,33 @@ static enum nn_status read_split(const struct reader *r, const struct nn_json *s
     return NN_OK;
 }
 
+/* Informational integers: an integer in [lo, hi], else `fallback`. Never a
+ * cast of a double: (int) of NaN or 1e300 is undefined behaviour. */
+static long info_long(const struct nn_json *j, long lo, long hi, long fallback)
+{
+    int64_t v;
+    return nn_json_int(j, &v) && v >= lo && v <= hi ? (long)v : fallback;
+}
+
+/* A finite number in [lo, hi], else `fallback`. */
+static double info_double(const struct nn_json *j, double lo, double hi, double fallback)
+{
+    double v = nn_json_number(j);
+    return v >= lo && v <= hi ? v : fallback;
+}
+
 static enum nn_status read_extras(const struct reader *r, const struct nn_json *root, struct nn_dataset_desc *d)
 {
-    /* Informational fields: absent or odd values do not stop a reader. */
+    /* Informational fields: absent or odd values do not stop a reader; they
+     * read as 0 (or -1 where the writer uses it for "not given"). */
     const struct nn_json *size = nn_json_get(root, "image_size");
     const struct nn_json *w = nn_json_get(size, "width"), *h = nn_json_get(size, "height");
-    d->min_width = (int)nn_json_number(nn_json_get(w, "min"));
-    d->max_width = (int)nn_json_number(nn_json_get(w, "max"));
-    d->mean_width = nn_json_number(nn_json_get(w, "mean"));
-    d->min_height = (int)nn_json_number(nn_json_get(h, "min"));
-    d->max_height = (int)nn_json_number(nn_json_get(h, "max"));
-    d->mean_height = nn_json_number(nn_json_get(h, "mean"));
-    if (isnan(d->mean_width)) d->min_width = d->max_width = 0, d->mean_width = 0;
-    if (isnan(d->mean_height)) d->min_height = d->max_height = 0, d->mean_height = 0;
+    d->min_width = (int)info_long(nn_json_get(w, "min"), 0, INT_MAX, 0);
+    d->max_width = (int)info_long(nn_json_get(w, "max"), 0, INT_MAX, 0);
+    d->mean_width = info_double(nn_json_get(w, "mean"), 0, INT_MAX, 0);
+    d->min_height = (int)info_long(nn_json_get(h, "min"), 0, INT_MAX, 0);
+    d->max_height = (int)info_long(nn_json_get(h, "max"), 0, INT_MAX, 0);
+    d->mean_height = info_double(nn_json_get(h, "mean"), 0, INT_MAX, 0);
 
     const struct nn_json *conv = nn_json_get(root, "converter");
     const char *source = nn_json_string(nn_json_get(conv, "source"));
@@ -263,13 +287,12 @@ static enum nn_status read_extras(const struct reader *r, const struct nn_json *
     d->source = strdup(source ? source : "");
     d->split_mode = strdup(mode ? mode : "");
     if (!d->source || !d->split_mode) return nn_fail(NN_ERR_NOMEM, "%s: out of memory", r->path);
-    double f = nn_json_number(nn_json_get(conv, "validation_fraction"));
-    d->validation_fraction = isnan(f) ? -1 : f;
+    d->validation_fraction = info_double(nn_json_get(conv, "validation_fraction"), 0, 1, -1);
+    d->validation_count = info_long(nn_json_get(conv, "validation_count"), 0, LONG_MAX, -1);
+    d->shards_option = (int)info_long(nn_json_get(conv, "shards"), 0, INT_MAX, 0);
     int64_t v;
-    d->validation_count = nn_json_int(nn_json_get(conv, "validation_count"), &v) ? (long)v : -1;
-    d->shards_option = nn_json_int(nn_json_get(conv, "shards"), &v) ? (int)v : 0;
-    d->seed = nn_json_int(nn_json_get(conv, "seed"), &v) ? (uint64_t)v : 0;
-    d->hidden_files = nn_json_int(nn_json_get(root, "hidden_files"), &v) ? (long)v : 0;
+    d->seed = nn_json_int(nn_json_get(conv, "seed"), &v) ? (uint64_t)v : 0; /* the writer's %llu reads back */
+    d->hidden_files = info_long(nn_json_get(root, "hidden_files"), 0, LONG_MAX, 0);
 
     const struct nn_json *skipped = nn_json_get(root, "skipped");
     size_t n = nn_json_type(skipped) == NN_JSON_ARRAY ? nn_json_len(skipped) : 0;

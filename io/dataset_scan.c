@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "io/dataset.h"
+#include "io/json.h"
 #include "io/records.h"
 
 /* A sorted list of the names in one directory. */
@@ -66,36 +67,6 @@ static enum nn_status list_dir(const char *dir, struct names *out)
     }
     if (out->n) qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
     return NN_OK;
-}
-
-static int utf8_valid(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned c = *s;
-        int n;
-        unsigned cp;
-        if (c < 0x80) {
-            s++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 1, cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2, cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 3, cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        for (int k = 1; k <= n; k++) {
-            if ((s[k] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (s[k] & 0x3F);
-        }
-        static const unsigned min_cp[4] = {0, 0x80, 0x800, 0x10000};
-        if (cp < min_cp[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-        s += n + 1;
-    }
-    return 1;
 }
 
 /* A printable copy of a name: bytes outside ASCII shown as \xNN. */
@@ -183,7 +154,7 @@ static enum nn_status walk(struct nn_scan *s, int folder, const char *abs, const
         } else if (name[0] == '.') {
             s->hidden++;
             nn_info("ignoring hidden %s", child_rel);
-        } else if (!utf8_valid(name)) {
+        } else if (!nn_utf8_valid(name, strlen(name))) {
             char *shown = escaped(child_rel);
             st = add_entry(s, folder, shown, strdup("file name is not valid UTF-8"));
         } else if (strlen(child_rel) > NN_RECORD_MAX_PATH) {
@@ -243,7 +214,7 @@ static enum nn_status list_subdirs(struct nn_scan *s, const char *dir, struct na
             char *shown = escaped(path);
             nn_warn("ignoring %s: not inside a class folder", shown ? shown : path);
             free(shown);
-        } else if (!utf8_valid(all.v[i])) {
+        } else if (!nn_utf8_valid(all.v[i], strlen(all.v[i]))) {
             char *shown = escaped(path);
             st = nn_fail(NN_ERR_UNSUPPORTED, "%s: class folder name is not valid UTF-8; rename it",
                          shown ? shown : dir);

@@ -22,6 +22,14 @@ struct nn_json {
     size_t n;               /* array or object size */
     struct nn_json *items;  /* n values */
     char **keys;            /* n keys (objects only) */
+    struct key_ref *sorted; /* objects: the n keys in strcmp order, for lookup by binary search */
+};
+
+/* An object's key, where it is in the object and where it was in the text. */
+struct key_ref {
+    const char *key;
+    size_t index;
+    size_t pos;
 };
 
 struct parser {
@@ -57,6 +65,7 @@ static void free_contents(struct nn_json *j)
     }
     free(j->items);
     free(j->keys);
+    free(j->sorted);
 }
 
 static bool match_word(struct parser *p, const char *word)
@@ -135,6 +144,16 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     for (size_t i = 2; i <= need; i++)
         if (s[i] < 0x80 || s[i] > 0xBF) return 0;
     return need + 1;
+}
+
+bool nn_utf8_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
+        if (!k) return false;
+        i += k;
+    }
+    return true;
 }
 
 /* p->pos is on the opening quote. Decoding never makes a string longer
@@ -308,6 +327,9 @@ static enum nn_status reserve(struct nn_json *j, size_t *cap, bool with_keys)
         char **keys = realloc(j->keys, want * sizeof *keys);
         if (!keys) return nn_fail(NN_ERR_NOMEM, "JSON: out of memory for %zu keys", want);
         j->keys = keys;
+        struct key_ref *sorted = realloc(j->sorted, want * sizeof *sorted);
+        if (!sorted) return nn_fail(NN_ERR_NOMEM, "JSON: out of memory for %zu keys", want);
+        j->sorted = sorted;
     }
     *cap = want;
     return NN_OK;
@@ -343,6 +365,33 @@ static enum nn_status parse_array(struct parser *p, struct nn_json *out, int dep
     }
 }
 
+static int cmp_key_ref(const void *a, const void *b)
+{
+    const struct key_ref *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c) return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Sorts an object's keys once it is complete: lookups are then binary
+ * searches, so a reader that looks up each of n keys (a dataset's
+ * per-class counts) takes O(n log n), not O(n^2); and a key written twice
+ * sits next to its twin. Which of two equal keys a reader would see
+ * depends on the reader, so a duplicate is an error, not a silent choice. */
+static enum nn_status index_object(struct parser *p, struct nn_json *obj)
+{
+    if (obj->n < 2) return NN_OK;
+    qsort(obj->sorted, obj->n, sizeof *obj->sorted, cmp_key_ref);
+    for (size_t i = 1; i < obj->n; i++)
+        if (!strcmp(obj->sorted[i - 1].key, obj->sorted[i].key)) {
+            p->pos = obj->sorted[i].pos;
+            char what[160];
+            snprintf(what, sizeof what, "key \"%.100s\" appears twice in an object", obj->sorted[i].key);
+            return err_at(p, what);
+        }
+    return NN_OK;
+}
+
 static enum nn_status parse_object(struct parser *p, struct nn_json *out, int depth)
 {
     size_t cap = 0;
@@ -360,7 +409,9 @@ static enum nn_status parse_object(struct parser *p, struct nn_json *out, int de
         out->keys[k] = NULL;
         skip_ws(p);
         if (p->pos >= p->len || p->s[p->pos] != '"') return err_at(p, "expected a string key");
+        size_t key_pos = p->pos;
         NN_TRY(parse_string(p, &out->keys[k]));
+        out->sorted[k] = (struct key_ref){out->keys[k], k, key_pos};
         skip_ws(p);
         if (p->pos >= p->len || p->s[p->pos] != ':') return err_at(p, "expected ':'");
         p->pos++;
@@ -372,7 +423,7 @@ static enum nn_status parse_object(struct parser *p, struct nn_json *out, int de
         }
         if (p->pos < p->len && p->s[p->pos] == '}') {
             p->pos++;
-            return NN_OK;
+            return index_object(p, out);
         }
         return err_at(p, "expected ',' or '}'");
     }
@@ -474,8 +525,15 @@ const char *nn_json_key(const struct nn_json *j, size_t i)
 const struct nn_json *nn_json_get(const struct nn_json *obj, const char *key)
 {
     if (!obj || obj->type != NN_JSON_OBJECT || !key) return NULL;
-    for (size_t i = 0; i < obj->n; i++)
-        if (strcmp(obj->keys[i], key) == 0) return &obj->items[i];
+    if (obj->n == 1) return strcmp(obj->keys[0], key) ? NULL : &obj->items[0];
+    size_t lo = 0, hi = obj->n; /* binary search of the sorted keys (index_object) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(obj->sorted[mid].key, key);
+        if (c == 0) return &obj->items[obj->sorted[mid].index];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
     return NULL;
 }
 
@@ -524,6 +582,14 @@ void nn_strbuf_append(struct nn_strbuf *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
+bool nn_strbuf_end_object(struct nn_strbuf *b)
+{
+    if (b->failed || !b->data || b->len == 0) return false;
+    if (b->data[b->len - 1] == ',') b->data[b->len - 1] = '}';
+    else nn_strbuf_append(b, "}", 1);
+    return !b->failed;
+}
+
 void nn_strbuf_printf(struct nn_strbuf *b, const char *fmt, ...)
 {
     if (b->failed) return;
@@ -555,9 +621,25 @@ void nn_strbuf_json_string(struct nn_strbuf *b, const char *s)
         return;
     }
     nn_strbuf_append(b, "\"", 1);
+    const size_t len = strlen(s);
     size_t run = 0;  /* bytes that need no escape, appended in one go */
     for (size_t i = 0;; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            /* JSON text is UTF-8: a valid sequence is kept, each byte that
+             * starts no valid one (a file name in Latin-1, say) becomes
+             * U+FFFD, so the output is always valid JSON */
+            size_t k = utf8_seq_len((const unsigned char *)s + i, len - i);
+            if (k) {
+                run += k;
+                i += k - 1;
+                continue;
+            }
+            nn_strbuf_append(b, s + i - run, run);
+            run = 0;
+            nn_strbuf_append(b, "\\ufffd", 6);
+            continue;
+        }
         if (c != 0 && c >= 0x20 && c != '"' && c != '\\') {
             run++;
             continue;

@@ -13,8 +13,9 @@ enum nn_json_type { NN_JSON_NULL, NN_JSON_BOOL, NN_JSON_NUMBER, NN_JSON_STRING, 
 
 struct nn_json;
 
-/* Parses text[0..len). On error the message gives the byte offset. Free the
- * result with nn_json_free. */
+/* Parses text[0..len). On error the message gives the byte offset. An
+ * object with a key written twice is an error (readers would disagree on
+ * which one counts). Free the result with nn_json_free. */
 enum nn_status nn_json_parse(const char *text, size_t len, struct nn_json **out);
 void nn_json_free(struct nn_json *j);
 
@@ -28,7 +29,9 @@ const char *nn_json_string(const struct nn_json *j);   /* NUL-terminated; NULL i
 size_t nn_json_len(const struct nn_json *j);            /* array or object size */
 const struct nn_json *nn_json_at(const struct nn_json *j, size_t i);  /* array element or object value */
 const char *nn_json_key(const struct nn_json *j, size_t i);          /* object key */
-const struct nn_json *nn_json_get(const struct nn_json *obj, const char *key); /* NULL if absent */
+/* NULL if absent. O(log n): keys are sorted once when the object is parsed,
+ * so looking up each of an object's n keys is not quadratic. */
+const struct nn_json *nn_json_get(const struct nn_json *obj, const char *key);
 
 /* Growable text buffer for writing JSON (and anything else). */
 struct nn_strbuf {
@@ -40,7 +43,19 @@ void nn_strbuf_init(struct nn_strbuf *b);
 void nn_strbuf_free(struct nn_strbuf *b);
 void nn_strbuf_printf(struct nn_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nn_strbuf_append(struct nn_strbuf *b, const char *s, size_t n);
-/* Appends s as a quoted, escaped JSON string. */
+/* Ends an object written as "{...,": the trailing comma becomes '}' (a
+ * bare "{" gets "}"). False, touching nothing, when an allocation failed:
+ * a failed buffer may hold no text at all (data NULL, len 0), so writing
+ * its last byte before checking was an out-of-bounds write. */
+bool nn_strbuf_end_object(struct nn_strbuf *b);
+
+/* True when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points past U+10FFFF): what JSON text, model files and dataset
+ * descriptors require of every name. */
+bool nn_utf8_valid(const char *s, size_t n);
+/* Appends s as a quoted, escaped JSON string. Bytes of s that are not part
+ * of a well-formed UTF-8 sequence are written as U+FFFD, so the result is
+ * always valid JSON. */
 void nn_strbuf_json_string(struct nn_strbuf *b, const char *s);
 /* Appends v so that it reads back exactly (%.17g at most); NaN and
  * infinities, which JSON lacks, become null. */

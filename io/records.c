@@ -342,8 +342,12 @@ static enum nn_status read_index(struct nn_shard_reader *r, const char *idx_path
     }
     for (long i = 0; st == NN_OK && i < r->count; i++) {
         r->offsets[i] = get_u64(p + INDEX_HEADER + 8 * i);
+        /* offsets[i] + FRAME_OVERHEAD > size would wrap for an offset near
+         * 2^64 and pass: compare by subtraction, offsets[i] <= size first.
+         * Then offsets[i - 1] + FRAME_OVERHEAD <= size cannot wrap either. */
         uint64_t prev_end = i ? r->offsets[i - 1] + FRAME_OVERHEAD : 0;
-        if (r->offsets[i] < prev_end || (i == 0 && r->offsets[0] != 0) || r->offsets[i] + FRAME_OVERHEAD > r->size)
+        if (r->offsets[i] < prev_end || (i == 0 && r->offsets[0] != 0) || r->offsets[i] > r->size ||
+            r->size - r->offsets[i] < FRAME_OVERHEAD)
             st = nn_fail(NN_ERR_CORRUPT, "%s: offset of record %ld is out of order or past the shard's end", idx_path, i);
     }
     if (st == NN_OK) {

@@ -7,6 +7,7 @@
 
 #include "base/mem.h"
 #include "base/rng.h"
+#include "io/json.h"
 #include "nn/graph.h"
 
 struct nn_config nn_config_default(int num_classes)
@@ -83,6 +84,11 @@ enum nn_status nn_model_set_class_names(struct nn_model *m, const char *const *n
 {
     if (count != m->cfg.num_classes)
         return nn_fail(NN_ERR_ARG, "%d class names for a model with %d classes", count, m->cfg.num_classes);
+    /* Checked here, where the name comes in, not when the model is saved:
+     * model files and every JSON output hold names as UTF-8 text. */
+    for (int i = 0; names && i < count; i++)
+        if (names[i] && !nn_utf8_valid(names[i], strlen(names[i])))
+            return nn_fail(NN_ERR_ARG, "class name %d is not valid UTF-8 text", i);
     char **copy = calloc((size_t)count, sizeof *copy);
     if (!copy) return nn_fail(NN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < count; i++) {

@@ -1,5 +1,7 @@
 #include "nn/params.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +72,31 @@ int nn_params_find(const struct nn_params *t, const char *name)
 {
     for (int i = 0; i < t->count; i++)
         if (!strcmp(t->items[i].name, name)) return i;
+    return -1;
+}
+
+int nn_params_first_nonfinite(const struct nn_params *t, float *value)
+{
+    for (int i = 0; i < t->count; i++) {
+        const float *x = nn_param_data(t, i);
+        const size_t n = t->items[i].count;
+        /* a value is NaN or infinite when its exponent bits are all ones: an
+         * integer OR over the tensor that the compiler vectorises (a float
+         * test would not be, without -ffast-math); only a tensor that fails
+         * is searched again */
+        uint32_t bad = 0;
+        for (size_t k = 0; k < n; k++) {
+            uint32_t bits;
+            memcpy(&bits, &x[k], sizeof bits);
+            bad |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
+        }
+        if (!bad) continue;
+        for (size_t k = 0; k < n; k++)
+            if (!isfinite(x[k])) {
+                if (value) *value = x[k];
+                return i;
+            }
+    }
     return -1;
 }
 

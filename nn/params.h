@@ -75,6 +75,12 @@ int nn_params_find_sibling(const struct nn_params *t, const char *name, const ch
 enum nn_status nn_params_select(const struct nn_params *t, const char *prefixes, bool *selected);
 static inline float *nn_param_data(const struct nn_params *t, int i) { return t->data + t->items[i].offset; }
 
+/* The index of the first parameter holding a NaN or an infinity (its
+ * first such value in *value), or -1 when every value is finite. One pass
+ * over the table: cheap next to a training step, so a trainer can run it
+ * every few steps and before every save. */
+int nn_params_first_nonfinite(const struct nn_params *t, float *value);
+
 /* The parameter's shape in PyTorch's layout (conv [out, in, kh, kw], fc
  * [out, in]); returns ndim. */
 int nn_param_torch_shape(const struct nn_param *p, int shape[4]);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "io/json.h"
 
 int cli_fail(void)
 {
@@ -81,7 +83,8 @@ bool cli_float(const char *s, float *out)
     char *end;
     errno = 0;
     float v = strtof(s, &end);
-    if (errno || *end) return false;
+    /* strtof takes "inf" and "nan": no option of nn means either */
+    if (errno || *end || !isfinite(v)) return false;
     *out = v;
     return true;
 }
@@ -216,6 +219,12 @@ char **cli_read_labels(const char *path, int *count)
             }
             names = grown;
             cap *= 2;
+        }
+        if (!nn_utf8_valid(line, strlen(line))) {
+            /* said here, naming the file; the model would refuse it later without */
+            cli_error("%s: the name of class %d is not valid UTF-8 text", path, n);
+            failed = true;
+            break;
         }
         names[n + 1] = NULL;
         if (!(names[n] = strdup(line))) failed = oom = true;

@@ -21,6 +21,7 @@ bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value
 bool cli_flag(char **argv, int i, const char *name);
 /* Parses an integer / a float option value with range checking. */
 bool cli_int(const char *s, int lo, int hi, int *out);
+/* cli_float refuses what is not a finite number ("inf", "nan", an overflow). */
 bool cli_float(const char *s, float *out);
 
 /* Splits "a,b,c" into a NULL-terminated array (free with cli_list_free). */

@@ -216,11 +216,12 @@ static int run_stage(int stage, const char *run_dir, const struct nn_train_optio
     struct train_display disp;
     train_display_init(&disp, quiet, stage == 1 ? "stage 1" : "stage 2");
     double t0 = cli_now();
+    o.cancel = train_cli_catch_signals();
     enum nn_status st = nn_train(&o, train_display_progress, &disp, res);
     train_display_done(&disp);
     *seconds = cli_now() - t0;
     nn_json_free(saved);
-    int rc = st == NN_OK ? 0 : cli_fail();
+    int rc = st == NN_OK ? 0 : train_cli_fail(st);
     if (rc == 0) train_print_result(dir, res);
     free(dir);
     free(final);
@@ -268,7 +269,7 @@ int cmd_finetune(int argc, char **argv)
             errno = 0;
             if (!strcmp(key + 9, "epochs")) {
                 d = strtod(v, &end);
-                if (errno || *end || !(d > 0)) return cli_usage(usage_head, "%s needs a positive number", key);
+                if (errno || *end || !(d > 0 && d <= 1e6)) return cli_usage(usage_head, "%s needs a number in (0, 1e6]", key);
                 plan[s].epochs = d;
             } else if (!strcmp(key + 9, "steps")) {
                 l = strtol(v, &end, 10);
@@ -276,7 +277,8 @@ int cmd_finetune(int argc, char **argv)
                 plan[s].steps = l;
             } else if (!strcmp(key + 9, "lr")) {
                 d = strtod(v, &end);
-                if (errno || *end || !(d > 0)) return cli_usage(usage_head, "%s needs a positive number", key);
+                if (errno || *end || !(d > 0 && d <= NN_TRAIN_MAX_LR))
+                    return cli_usage(usage_head, "%s needs a number in (0, %g]", key, NN_TRAIN_MAX_LR);
                 plan[s].lr = d;
             } else {
                 return cli_usage(usage_head, "unknown option %s", key);
@@ -290,10 +292,21 @@ int cmd_finetune(int argc, char **argv)
 
     double t_start = cli_now();
     cli_log_setup(false);
-    if (mkdir(run_dir, 0777) != 0 && errno != EEXIST) return cli_error("%s: cannot create: %s", run_dir, strerror(errno));
+    bool made = mkdir(run_dir, 0777) == 0;
+    if (!made && errno != EEXIST) return cli_error("%s: cannot create: %s", run_dir, strerror(errno));
     char *data = NULL;
     int rc = prepare_data(src, run_dir, base.threads, quiet, &data);
-    if (rc) return rc;
+    if (rc) {
+        /* a failure before anything was made leaves no empty run directory
+         * (rmdir removes only an empty one) */
+        if (made) {
+            char *d = join(run_dir, "data");
+            if (d) rmdir(d);
+            free(d);
+            rmdir(run_dir);
+        }
+        return rc;
+    }
     base.data_dir = data;
     struct nn_dataset_desc desc;
     if (nn_dataset_desc_read(data, &desc) != NN_OK) {

@@ -1,4 +1,5 @@
 /* nn predict: classify photos with a model, printing the top classes. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,8 @@ static const char usage[] =
     "  Decodes each photo (JPEG or PNG), applies the model's eval transform (central crop,\n"
     "  bilinear resize, scale to [-1, 1]) and prints the K most likely classes (default 5).\n"
     "  --json: one JSON object per line and image: {\"image\", \"predictions\": [{\"class\", \"id\",\n"
-    "  \"probability\"}...]}, or {\"image\", \"error\"} for a photo that cannot be read.\n"
+    "  \"probability\"}...]}, or {\"image\", \"error\"} for a photo that cannot be read. Always valid\n"
+    "  JSON: a probability that is not a number is null, bytes of a name that are not UTF-8 are U+FFFD.\n"
     "  The exit status is 1 if any photo failed; the others are still classified.\n";
 
 /* One JSON line per image on stdout; msg != NULL reports a failure. */
@@ -34,7 +36,10 @@ static void print_json(const struct nn_model *m, const char *path, const struct 
         for (int i = 0; i < k; i++) {
             nn_strbuf_append(&b, i ? ",{\"class\":" : "{\"class\":", i ? 10 : 9);
             nn_strbuf_json_string(&b, nn_model_class_name(m, top[i].id));
-            nn_strbuf_printf(&b, ",\"id\":%d,\"probability\":%.6g}", top[i].id, top[i].probability);
+            /* a non-finite probability (a model of NaNs) is null: JSON has no NaN */
+            nn_strbuf_printf(&b, ",\"id\":%d,\"probability\":", top[i].id);
+            if (isfinite(top[i].probability)) nn_strbuf_printf(&b, "%.6g}", top[i].probability);
+            else nn_strbuf_append(&b, "null}", 5);
         }
         nn_strbuf_append(&b, "]", 1);
     }

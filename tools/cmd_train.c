@@ -82,11 +82,12 @@ int cmd_train(int argc, char **argv)
     train_display_init(&disp, quiet, NULL);
     if (resume) fprintf(stderr, "nn: resuming %s\n", run_dir);
     else fprintf(stderr, "nn: new run in %s (%s)\n", run_dir, init_from ? init_from : "fresh weights");
+    o.cancel = train_cli_catch_signals();
     struct nn_train_result res;
     enum nn_status st = nn_train(&o, train_display_progress, &disp, &res);
     train_display_done(&disp);
     nn_json_free(saved);
-    if (st != NN_OK) return cli_fail();
+    if (st != NN_OK) return train_cli_fail(st);
     train_print_result(run_dir, &res);
     return 0;
 }

@@ -75,7 +75,10 @@ static bool split_field(const char *line, size_t n, size_t *name_len, const char
     return clean_value(v, *value_len);
 }
 
-/* Decimal digits only; *over is set when the value exceeds `limit`. */
+/* Decimal digits only; *over is set when the value exceeds `limit`. The
+ * test comes before the digit is added (x * 10 + d > limit, rearranged so
+ * that nothing can wrap): testing after it let a value past 2^64 wrap
+ * around to a small length. */
 static bool parse_length(const char *v, size_t n, unsigned long long limit, unsigned long long *out, bool *over)
 {
     if (n == 0) return false;
@@ -83,10 +86,10 @@ static bool parse_length(const char *v, size_t n, unsigned long long limit, unsi
     *over = false;
     for (size_t i = 0; i < n; i++) {
         if (v[i] < '0' || v[i] > '9') return false;
-        if (!*over) {
-            x = x * 10 + (unsigned)(v[i] - '0');
-            if (x > limit) *over = true;
-        }
+        unsigned d = (unsigned)(v[i] - '0');
+        if (*over) continue;
+        if (x > limit / 10 || (x == limit / 10 && d > limit % 10)) *over = true;
+        else x = x * 10 + d;
     }
     *out = x;
     return true;
@@ -206,6 +209,7 @@ enum http_parse http_parse_response(const char *buf, size_t len, struct http_res
             unsigned long long x;
             bool over;
             if (!parse_length(v, vlen, (unsigned long long)INT64_MAX, &x, &over) || over) return HTTP_BAD;
+            if (res->content_length >= 0 && res->content_length != (long long)x) return HTTP_BAD; /* conflicting */
             res->content_length = (long long)x;
         } else if (http_token_eq(line, name_len, "connection")) {
             connection_tokens(v, vlen, &close, &keep);

@@ -1,6 +1,8 @@
 #include "tools/train_cli.h"
 
 #include <errno.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +58,8 @@ static bool parse_double(const char *s, double *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || *end) return false;
+    /* strtod takes "inf" and "nan": no option of nn means either */
+    if (errno || *end || !isfinite(v)) return false;
     *out = v;
     return true;
 }
@@ -181,6 +184,33 @@ int train_cli_option(int argc, char **argv, int *i, struct nn_train_options *o)
     }
 #undef OPT
     return 1;
+}
+
+/* ---- signals ---- */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+volatile sig_atomic_t *train_cli_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C is not caught: it ends the process */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    return &stop_signal;
+}
+
+int train_cli_fail(enum nn_status st)
+{
+    if (st != NN_ERR_CANCELLED || !stop_signal) return cli_fail();
+    int sig = stop_signal;
+    fprintf(stderr, "nn: interrupted by %s: %s\n", sig == SIGINT ? "Ctrl-C (SIGINT)" : sig == SIGTERM ? "SIGTERM" : "a signal",
+            nn_last_error());
+    return 128 + sig;
 }
 
 /* ---- progress ---- */

@@ -3,6 +3,7 @@
 #ifndef NN_TOOLS_TRAIN_CLI_H
 #define NN_TOOLS_TRAIN_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "train/trainer.h"
@@ -33,6 +34,16 @@ void train_display_progress(void *user, const struct nn_train_progress *p);
 /* Ends a bar line that is still open and gives the log back to the CLI's
  * plain stderr logger. */
 void train_display_done(struct train_display *d);
+
+/* Ctrl-C (SIGINT) and SIGTERM during a run: the first sets the flag this
+ * returns (pass it as nn_train_options.cancel), so the run stops after its
+ * current step with a checkpoint; the handler is then reset, so a second
+ * signal ends the process at once. */
+volatile sig_atomic_t *train_cli_catch_signals(void);
+/* After nn_train failed: prints the error; returns the exit status, 128 +
+ * the signal's number (130 for Ctrl-C, 143 for SIGTERM) for a run stopped
+ * by one, else 1. */
+int train_cli_fail(enum nn_status st);
 
 /* Prints a summary of a finished run to stdout. */
 void train_print_result(const char *run_dir, const struct nn_train_result *r);

@@ -170,6 +170,13 @@ enum nn_status nn_checkpoint_save(const char *run_dir, int64_t step, const struc
     if (o->count != m->params.count)
         return nn_fail(NN_ERR_ARG, "checkpoint: the optimizer covers %d parameters, the model has %d", o->count,
                        m->params.count);
+    /* the trainer checks first and says more; this keeps any caller from
+     * writing a checkpoint that would resume into NaNs */
+    float bad_value = 0;
+    int bad = nn_params_first_nonfinite(&m->params, &bad_value);
+    if (bad >= 0)
+        return nn_fail(NN_ERR_ARG, "checkpoint %" PRId64 ": parameter %s holds %g; a model that is not finite is not "
+                       "saved", step, m->params.items[bad].name, (double)bad_value);
     NN_TRY(make_dir(run_dir));
     size_t n = strlen(run_dir) + 16;
     char *dir = malloc(n);
@@ -308,27 +315,45 @@ enum nn_status nn_checkpoint_restore_optimizer(const struct nn_checkpoint *c, co
     return NN_OK;
 }
 
+/* Removes dir/NAME.tmp.* for the names `ours` accepts: the
+ * temporary files of base/fileio.h's atomic writes, left when a process
+ * was killed while writing. */
+static void clean_dir(const char *dir, bool (*ours)(const char *name, size_t len))
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *tmp = strstr(e->d_name, ".tmp.");
+        if (!tmp || !ours(e->d_name, (size_t)(tmp - e->d_name))) continue;
+        size_t m = strlen(dir) + strlen(e->d_name) + 2;
+        char *p = malloc(m);
+        if (!p) break;
+        snprintf(p, m, "%s/%s", dir, e->d_name);
+        if (unlink(p) == 0) nn_info("removed %s, left by an interrupted write", p);
+        free(p);
+    }
+    closedir(d);
+}
+
+static bool checkpoint_file(const char *name, size_t len) { return len > 5 && !strncmp(name, "ckpt-", 5); }
+
+/* The files a run writes at its top level (train/trainer.c). */
+static bool run_file(const char *name, size_t len)
+{
+    static const char *const files[] = {"final.nnm", "options.json", "metrics.jsonl"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (len == strlen(files[i]) && !strncmp(name, files[i], len)) return true;
+    return false;
+}
+
 void nn_checkpoint_clean_temps(const char *run_dir)
 {
     size_t n = strlen(run_dir) + 16;
     char *dir = malloc(n);
     if (!dir) return;
     snprintf(dir, n, "%s/checkpoints", run_dir);
-    DIR *d = opendir(dir);
-    if (!d) {
-        free(dir);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, "ckpt-", 5) || !strstr(e->d_name, ".tmp.")) continue;
-        size_t m = strlen(dir) + strlen(e->d_name) + 2;
-        char *p = malloc(m);
-        if (!p) break;
-        snprintf(p, m, "%s/%s", dir, e->d_name);
-        if (unlink(p) == 0) nn_info("removed %s, left by an interrupted checkpoint", p);
-        free(p);
-    }
-    closedir(d);
+    clean_dir(dir, checkpoint_file);
     free(dir);
+    clean_dir(run_dir, run_file);
 }

@@ -60,7 +60,9 @@ enum nn_status nn_checkpoint_restore_optimizer(const struct nn_checkpoint *c, co
 
 void nn_checkpoint_free(struct nn_checkpoint *c);
 
-/* Removes temporary files a killed writer left in run_dir/checkpoints. */
+/* Removes temporary files a killed writer left in run_dir/checkpoints and
+ * those of the run's own files (final.nnm, options.json, metrics.jsonl)
+ * in run_dir. */
 void nn_checkpoint_clean_temps(const char *run_dir);
 
 #endif

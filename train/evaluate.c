@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "nn/net.h"
 #include "train/pipeline.h"
 
@@ -82,6 +83,23 @@ double nn_eval_recall(const struct nn_eval *e, int c)
     return support ? (double)e->confusion[(size_t)c * e->num_classes + c] / support : 0.0;
 }
 
+/* Same count, other names: the labels may mean other classes (another
+ * dataset, or folders renamed), so the numbers may be meaningless. Said, not
+ * refused: a model made with default names ("0", "1", ...) is still usable. */
+static void warn_class_names(const struct nn_model *m, const struct nn_dataset_desc *d, const char *data_dir)
+{
+    int differ = 0, first = -1;
+    for (int c = 0; c < d->num_classes; c++)
+        if (strcmp(m->class_names[c], d->classes[c]) != 0) {
+            if (first < 0) first = c;
+            differ++;
+        }
+    if (differ)
+        nn_warn("%s: %d of the %d class names differ from the model's (class %d is \"%s\" in the dataset, \"%s\" in "
+                "the model): the labels may not mean what the model learned",
+                data_dir, differ, d->num_classes, first, d->classes[first], m->class_names[first]);
+}
+
 enum nn_status nn_evaluate_model(const struct nn_model *m, const char *data_dir, enum nn_split split, int batch,
                                  int threads, nn_eval_progress_fn progress, void *user, struct nn_eval *e)
 {
@@ -97,12 +115,16 @@ enum nn_status nn_evaluate_model(const struct nn_model *m, const char *data_dir,
     po.threads = threads;
     struct nn_pipeline *p;
     NN_TRY(nn_pipeline_open(data_dir, split, &po, &p));
+    /* The descriptor belongs to the pipeline: read what the messages need
+     * before closing it. */
     const struct nn_dataset_desc *d = nn_dataset_info(nn_pipeline_dataset(p));
-    if (d->num_classes != m->cfg.num_classes) {
+    const int data_classes = d->num_classes;
+    if (data_classes != m->cfg.num_classes) {
         nn_pipeline_close(p);
         return nn_fail(NN_ERR_ARG, "%s has %d classes, the model %d: this model was not trained on this dataset",
-                       data_dir, d->num_classes, m->cfg.num_classes);
+                       data_dir, data_classes, m->cfg.num_classes);
     }
+    warn_class_names(m, d, data_dir);
     struct nn_net net;
     /* an inference net never writes to the parameters */
     enum nn_status st = nn_net_init(&net, &m->cfg, (struct nn_params *)&m->params, po.batch_size, NULL);

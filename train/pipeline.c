@@ -35,6 +35,7 @@ struct worker {
     int id;
     pthread_t tid;
     struct nn_record_buf buf;
+    char why[NN_RECORD_MAX_PATH + 512];   /* the last example's failure */
 };
 
 struct nn_pipeline {
@@ -55,6 +56,15 @@ struct nn_pipeline {
     long next_epoch, next_batch;      /* next batch for the consumer */
     struct slot *held;
     long skipped;
+    /* A record that cannot be read fails again every epoch: it is warned
+     * about the first time only (one bit per example). A whole epoch of
+     * batches without one usable example ends the pipeline with an error
+     * (else an endless run would skip forever). */
+    unsigned char *warned;
+    long bad_records;         /* distinct examples that failed */
+    long empty_run;           /* consecutive batches of nothing but failures */
+    char first_failure[NN_RECORD_MAX_PATH + 512];
+    char *dir;
 
     int nworkers;
     struct worker workers[MAX_WORKERS];
@@ -144,7 +154,7 @@ static void process(struct nn_pipeline *p, struct worker *w, struct slot *s, int
     struct nn_record rec;
     s->ok[k] = 0;
     if (nn_dataset_read(p->ds, p->split, index, &w->buf, &rec) != NN_OK) {
-        nn_warn("skipping %s example %ld: %s", nn_split_name(p->split), index, nn_last_error());
+        snprintf(w->why, sizeof w->why, "%s", nn_last_error());
         return;
     }
     const char *shard = "?";
@@ -165,7 +175,7 @@ static void process(struct nn_pipeline *p, struct worker *w, struct slot *s, int
     }
     nn_image_free(&img);
     if (st != NN_OK) {
-        nn_warn("skipping %s example %ld: %s", nn_split_name(p->split), index, nn_last_error());
+        snprintf(w->why, sizeof w->why, "%s", nn_last_error());
         return;
     }
     s->batch.labels[k] = rec.label;
@@ -236,6 +246,19 @@ static struct slot *claimable(struct nn_pipeline *p)
     return best;
 }
 
+/* Example `index` failed (w->why says why). Called with the lock held;
+ * drops it around the warning, which goes to the caller's log callback. */
+static void note_failure(struct nn_pipeline *p, struct worker *w, long index)
+{
+    unsigned char bit = (unsigned char)(1u << (index & 7));
+    if (p->warned[index >> 3] & bit) return;
+    p->warned[index >> 3] |= bit;
+    if (p->bad_records++ == 0) snprintf(p->first_failure, sizeof p->first_failure, "%s", w->why);
+    pthread_mutex_unlock(&p->lock);
+    nn_warn("skipping %s example %ld: %s (said once per example)", nn_split_name(p->split), index, w->why);
+    pthread_mutex_lock(&p->lock);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -248,6 +271,7 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&p->lock);
             process(p, w, s, k);
             pthread_mutex_lock(&p->lock);
+            if (!s->ok[k]) note_failure(p, w, s->batch.examples[k]);
             if (++s->finished == s->planned) {
                 complete(p, s);
                 pthread_cond_broadcast(&p->ready);
@@ -299,6 +323,8 @@ void nn_pipeline_close(struct nn_pipeline *p)
         free(p->slots[i].ok);
     }
     free(p->order);
+    free(p->warned);
+    free(p->dir);
     nn_dataset_close(p->ds);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->work);
@@ -341,7 +367,9 @@ enum nn_status nn_pipeline_open(const char *dataset_dir, enum nn_split split, co
         p->min_side = nn_pipeline_train_min_side(o.image_size, &o.augment);
     const size_t image = (size_t)o.image_size * o.image_size * 3;
     p->order = st == NN_OK ? malloc((size_t)p->n * sizeof *p->order) : NULL;
-    if (st == NN_OK && !p->order) st = nn_fail(NN_ERR_NOMEM, "pipeline: out of memory");
+    p->warned = st == NN_OK ? calloc((size_t)p->n / 8 + 1, 1) : NULL;
+    p->dir = st == NN_OK ? strdup(dataset_dir) : NULL;
+    if (st == NN_OK && (!p->order || !p->warned || !p->dir)) st = nn_fail(NN_ERR_NOMEM, "pipeline: out of memory");
     for (int i = 0; st == NN_OK && i < SLOTS; i++) {
         struct slot *s = &p->slots[i];
         s->batch.size = o.image_size;
@@ -380,6 +408,7 @@ enum nn_status nn_pipeline_open(const char *dataset_dir, enum nn_split split, co
 enum nn_status nn_pipeline_next(struct nn_pipeline *p, const struct nn_batch **batch)
 {
     *batch = NULL;
+    enum nn_status st = NN_OK;
     pthread_mutex_lock(&p->lock);
     if (p->held) {
         p->held->state = SLOT_FREE;
@@ -387,6 +416,14 @@ enum nn_status nn_pipeline_next(struct nn_pipeline *p, const struct nn_batch **b
         pthread_cond_broadcast(&p->work);
     }
     for (;;) {
+        /* checked first, so the error stays: nothing usable is coming */
+        if (p->empty_run >= p->batches_per_epoch) {
+            st = nn_fail(NN_ERR_CORRUPT,
+                         "%s: not one %s example of a whole epoch (%ld batches) could be read or decoded; %ld "
+                         "examples failed, the first: %s",
+                         p->dir, nn_split_name(p->split), p->batches_per_epoch, p->bad_records, p->first_failure);
+            break;
+        }
         if (past_end(p, p->next_epoch)) break;
         struct slot *s = NULL;
         for (int i = 0; i < SLOTS && !s; i++)
@@ -404,15 +441,17 @@ enum nn_status nn_pipeline_next(struct nn_pipeline *p, const struct nn_batch **b
         if (s->batch.n == 0) { /* every record of it was bad */
             s->state = SLOT_FREE;
             pthread_cond_broadcast(&p->work);
+            ++p->empty_run;
             continue;
         }
+        p->empty_run = 0;
         s->state = SLOT_HELD;
         p->held = s;
         *batch = &s->batch;
         break;
     }
     pthread_mutex_unlock(&p->lock);
-    return NN_OK;
+    return st;
 }
 
 struct nn_pipeline_position nn_pipeline_position(const struct nn_pipeline *p)

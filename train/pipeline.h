@@ -60,7 +60,11 @@ enum nn_status nn_pipeline_open(const char *dataset_dir, enum nn_split split, co
                                 struct nn_pipeline **out);
 
 /* The next batch, valid until the following call (or close). *batch is NULL
- * once opt.epochs epochs are done. */
+ * once opt.epochs epochs are done. Examples that cannot be read or decoded
+ * are left out, each warned about once (nn_warn) however many epochs visit
+ * it; a batch of nothing but such examples is skipped. When a whole epoch's
+ * worth of batches in a row had nothing usable, this fails (NN_ERR_CORRUPT,
+ * naming the dataset and the first failure) on every call from then on. */
 enum nn_status nn_pipeline_next(struct nn_pipeline *p, const struct nn_batch **batch);
 
 /* The position of the batch the next nn_pipeline_next returns: save it with

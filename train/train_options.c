@@ -1,6 +1,9 @@
 /* Defaults of nn_train and their JSON form (RUN_DIR/options.json and the
  * copy inside every checkpoint). */
+#include <float.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,8 +101,7 @@ char *nn_train_options_json(const struct nn_train_options *o)
     put_num(&b, "checkpoint_seconds", o->checkpoint_seconds);
     put_num(&b, "keep_checkpoints", o->keep_checkpoints);
     put_str(&b, "stage", o->stage);
-    b.data[b.len - 1] = '}';
-    if (b.failed) {
+    if (!nn_strbuf_end_object(&b)) {
         nn_strbuf_free(&b);
         return NULL;
     }
@@ -116,28 +118,40 @@ static enum nn_status get_num(const struct nn_json *j, const char *key, double *
     return NN_OK;
 }
 
+/* Conversions from the file's numbers are checked first: a double outside
+ * the target's range (1e300 as an int or a float) converts with undefined
+ * behaviour, and an integer option written 2.5 is not an integer. */
 static enum nn_status get_float(const struct nn_json *j, const char *key, float *v)
 {
     double d = *v;
     NN_TRY(get_num(j, key, &d));
+    if (!(fabs(d) <= FLT_MAX)) return nn_fail(NN_ERR_FORMAT, "options: '%s' (%g) is out of range", key, d);
     *v = (float)d;
+    return NN_OK;
+}
+
+static enum nn_status get_integer(const struct nn_json *j, const char *key, long lo, long hi, long *v)
+{
+    const struct nn_json *x = nn_json_get(j, key);
+    if (!x || nn_json_type(x) == NN_JSON_NULL) return NN_OK;
+    int64_t i;
+    if (!nn_json_int(x, &i) || i < lo || i > hi)
+        return nn_fail(NN_ERR_FORMAT, "options: '%s' is not an integer in %ld..%ld", key, lo, hi);
+    *v = (long)i;
     return NN_OK;
 }
 
 static enum nn_status get_int(const struct nn_json *j, const char *key, int *v)
 {
-    double d = *v;
-    NN_TRY(get_num(j, key, &d));
-    *v = (int)d;
+    long l = *v;
+    NN_TRY(get_integer(j, key, INT_MIN, INT_MAX, &l));
+    *v = (int)l;
     return NN_OK;
 }
 
 static enum nn_status get_long(const struct nn_json *j, const char *key, long *v)
 {
-    double d = (double)*v;
-    NN_TRY(get_num(j, key, &d));
-    *v = (long)d;
-    return NN_OK;
+    return get_integer(j, key, LONG_MIN, LONG_MAX, v);
 }
 
 static enum nn_status get_bool(const struct nn_json *j, const char *key, bool *v)

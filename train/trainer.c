@@ -70,6 +70,7 @@ struct trainer {
     char *data_abs, *init_abs;  /* the paths made absolute, as options.json records them */
     struct nn_eval eval;
     bool eval_ok;
+    bool made_run_dir;      /* this call created o.run_dir */
     struct nn_train_result *res;
 };
 
@@ -126,9 +127,8 @@ static void metrics_num(struct nn_strbuf *b, const char *key, double v)
 
 static enum nn_status metrics_end(struct trainer *t, struct nn_strbuf *b)
 {
-    b->data[b->len - 1] = '}';
     enum nn_status st = NN_OK;
-    if (b->failed) st = nn_fail(NN_ERR_NOMEM, "out of memory");
+    if (!nn_strbuf_end_object(b)) st = nn_fail(NN_ERR_NOMEM, "out of memory");
     else if (fprintf(t->metrics, "%s\n", b->data) < 0 || fflush(t->metrics) != 0)
         st = nn_fail(NN_ERR_IO, "%s: cannot write: %s", t->metrics_path, strerror(errno));
     nn_strbuf_free(b);
@@ -401,8 +401,46 @@ static char *trainer_json(const struct trainer *t)
     return b.data;
 }
 
+/* ---- divergence ---- */
+
+/* Stops the run: an event in the log, and an error that says where the
+ * last good state is. `what` says what was found ("the loss is nan"). */
+static enum nn_status diverged(struct trainer *t, long at_step, const char *what)
+{
+    struct nn_strbuf b;
+    metrics_begin(t, &b);
+    nn_strbuf_append(&b, "\"event\":\"diverged\",", 19);
+    metrics_end(t, &b);
+    if (t->last_ckpt_step >= 0)
+        return nn_fail(NN_ERR_INTERNAL,
+                       "%s at step %ld: training diverged (a lower --learning-rate may help). The run stopped; its "
+                       "last good checkpoint is %s/checkpoints/ckpt-%ld",
+                       what, at_step, t->o.run_dir, t->last_ckpt_step);
+    return nn_fail(NN_ERR_INTERNAL,
+                   "%s at step %ld: training diverged (a lower --learning-rate may help). The run stopped before its "
+                   "first checkpoint",
+                   what, at_step);
+}
+
+/* A finite loss does not make finite weights: an update can overflow, and
+ * a batch norm's moving statistics never reach the training loss. So the
+ * weights themselves are checked every WEIGHT_CHECK_EVERY steps and before
+ * anything is saved: a model with a NaN or an infinity is never written. */
+#define WEIGHT_CHECK_EVERY 10
+
+static enum nn_status check_weights(struct trainer *t)
+{
+    float v = 0;
+    int i = nn_params_first_nonfinite(&t->model->params, &v);
+    if (i < 0) return NN_OK;
+    char what[NN_PARAM_NAME_MAX + 64];
+    snprintf(what, sizeof what, "parameter %s holds %g", t->model->params.items[i].name, (double)v);
+    return diverged(t, t->step, what);
+}
+
 static enum nn_status checkpoint(struct trainer *t)
 {
+    NN_TRY(check_weights(t));
     char *tj = trainer_json(t);
     if (!tj) return nn_fail(NN_ERR_NOMEM, "out of memory");
     enum nn_status st =
@@ -478,19 +516,9 @@ static enum nn_status step(struct trainer *t)
         grads = t->net.grads;
     }
     if (!isfinite(loss)) {
-        struct nn_strbuf b;
-        metrics_begin(t, &b);
-        nn_strbuf_append(&b, "\"event\":\"diverged\",", 19);
-        metrics_end(t, &b);
-        if (t->last_ckpt_step >= 0)
-            return nn_fail(NN_ERR_INTERNAL,
-                           "the loss is %g at step %ld: training diverged (a lower --learning-rate may help). The "
-                           "run stopped; its last good checkpoint is %s/checkpoints/ckpt-%ld",
-                           loss, t->step + 1, t->o.run_dir, t->last_ckpt_step);
-        return nn_fail(NN_ERR_INTERNAL,
-                       "the loss is %g at step %ld: training diverged (a lower --learning-rate may help). The run "
-                       "stopped before its first checkpoint",
-                       loss, t->step + 1);
+        char what[64];
+        snprintf(what, sizeof what, "the loss is %g", loss);
+        return diverged(t, t->step + 1, what);
     }
     nn_optimizer_step(&t->opt, &t->model->params, grads, (float)lr);
     t->step++;
@@ -534,9 +562,14 @@ static void cache_progress(void *user, long done, long total)
     report(t, "caching", done, total, t->phase_t0);
 }
 
-static enum nn_status make_dir(const char *path)
+static enum nn_status make_dir(const char *path, bool *made)
 {
-    if (mkdir(path, 0777) == 0 || errno == EEXIST) return NN_OK;
+    *made = false;
+    if (mkdir(path, 0777) == 0) {
+        *made = true;
+        return NN_OK;
+    }
+    if (errno == EEXIST) return NN_OK;
     return nn_fail(NN_ERR_IO, "%s: cannot create the run directory: %s", path, strerror(errno));
 }
 
@@ -550,12 +583,41 @@ static enum nn_status check_options(const struct nn_train_options *o)
     if (o->batch_size < 1 || o->batch_size > 4096) return nn_fail(NN_ERR_ARG, "batch size %d is out of range", o->batch_size);
     if (o->max_steps < 0 || (o->max_steps == 0 && !(o->epochs > 0)))
         return nn_fail(NN_ERR_ARG, "give a positive --epochs or --max-steps");
-    if (!(o->learning_rate > 0)) return nn_fail(NN_ERR_ARG, "the learning rate must be positive");
-    if (o->label_smoothing < 0 || o->label_smoothing >= 1)
-        return nn_fail(NN_ERR_ARG, "label smoothing %g is not in [0, 1)", (double)o->label_smoothing);
-    if (!(o->bn_decay >= 0 && o->bn_decay < 1)) return nn_fail(NN_ERR_ARG, "batch-norm decay must be in [0, 1)");
-    if (o->image_size != 0 && o->image_size < 75) return nn_fail(NN_ERR_ARG, "image size must be >= 75");
-    if (o->bn_recalibrate < 0 || o->eval_every < 0 || o->checkpoint_every < 0 || o->warmup_epochs < 0)
+    /* Every real-valued option is checked against its range with the test
+     * written so that NaN fails it too (!(lo <= x && x <= hi)): a NaN or
+     * infinite learning rate used to train a model of NaNs and save it. */
+    struct range {
+        const char *name;
+        double v, lo, hi;
+        bool lo_open, hi_open;
+    } r[] = {
+        {"the learning rate (--learning-rate)", o->learning_rate, 0, NN_TRAIN_MAX_LR, true, false},
+        {"the learning-rate decay factor (--lr-decay-factor)", o->lr_decay_factor, 0, 1, true, false},
+        {"the epochs per learning-rate decay (--lr-decay-epochs)", o->lr_decay_epochs, 0, 1e6, true, false},
+        {"the warm-up epochs (--warmup-epochs)", o->warmup_epochs, 0, 1e6, false, false},
+        {"the epoch count (--epochs)", o->max_steps ? 1 : o->epochs, 0, 1e6, true, false},
+        {"label smoothing (--label-smoothing)", o->label_smoothing, 0, 1, false, true},
+        {"the batch-norm decay (--bn-decay)", o->bn_decay, 0, 1, false, true},
+        {"the auxiliary loss weight (--aux-weight)", o->aux_weight, 0, 100, false, false},
+        {"the checkpoint interval in seconds (--checkpoint-seconds)", o->checkpoint_seconds, 0, 1e9, false, false},
+        {"the momentum (--momentum)", o->opt.momentum, 0, 1, false, true},
+        {"the RMSProp decay (--rmsprop-decay)", o->opt.rms_decay, 0, 1, false, true},
+        {"the optimizer epsilon (--epsilon)", o->opt.epsilon, 0, 1e3, true, false},
+        {"Adam's beta1 (--adam-beta1)", o->opt.beta1, 0, 1, false, true},
+        {"Adam's beta2 (--adam-beta2)", o->opt.beta2, 0, 1, false, true},
+        {"the weight decay (--weight-decay)", o->opt.weight_decay, 0, 1, false, false},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+        bool ok = (r[i].lo_open ? r[i].v > r[i].lo : r[i].v >= r[i].lo) &&
+                  (r[i].hi_open ? r[i].v < r[i].hi : r[i].v <= r[i].hi);
+        if (!ok)
+            return nn_fail(NN_ERR_ARG, "%s is %g, not in %c%g, %g%c", r[i].name, r[i].v, r[i].lo_open ? '(' : '[',
+                           r[i].lo, r[i].hi, r[i].hi_open ? ')' : ']');
+    }
+    if (o->image_size != 0 && (o->image_size < 75 || o->image_size > 4096))
+        return nn_fail(NN_ERR_ARG, "image size %d is not in 75..4096", o->image_size);
+    if (o->bn_recalibrate < 0 || o->eval_every < 0 || o->checkpoint_every < 0 || o->threads < 0 ||
+        o->keep_checkpoints < 0 || o->eval_batch_size < 0)
         return nn_fail(NN_ERR_ARG, "negative count in the options");
     return NN_OK;
 }
@@ -569,7 +631,7 @@ static enum nn_status setup(struct trainer *t, const struct nn_train_options *gi
     if (t->o.init_from && (t->init_abs = realpath(t->o.init_from, NULL))) t->o.init_from = t->init_abs;
     if (t->o.log_every < 1) t->o.log_every = 10;
     NN_TRY(nn_threads_set(t->o.threads));
-    NN_TRY(make_dir(t->o.run_dir));
+    NN_TRY(make_dir(t->o.run_dir, &t->made_run_dir));
     nn_checkpoint_clean_temps(t->o.run_dir);
 
     int64_t *steps;
@@ -717,6 +779,28 @@ static enum nn_status setup(struct trainer *t, const struct nn_train_options *gi
     return NN_OK;
 }
 
+/* ---- cancellation ---- */
+
+static bool cancel_requested(const struct trainer *t) { return t->o.cancel && *t->o.cancel; }
+
+/* Stops a run its caller asked to stop: the steps done since the last
+ * checkpoint are kept in a new one, so that --resume loses nothing. */
+static enum nn_status stop_cancelled(struct trainer *t)
+{
+    if (t->step == 0)
+        return nn_fail(NN_ERR_CANCELLED, "stopped before the first training step: nothing to save");
+    if (t->step != t->last_ckpt_step) {
+        struct nn_strbuf b;
+        metrics_begin(t, &b);
+        nn_strbuf_append(&b, "\"event\":\"interrupted\",", 22);
+        NN_TRY(metrics_end(t, &b));
+        NN_TRY(checkpoint(t));
+    }
+    return nn_fail(NN_ERR_CANCELLED,
+                   "stopped at step %ld of %ld; checkpoint %s/checkpoints/ckpt-%ld holds it: continue with --resume",
+                   t->step, t->total, t->o.run_dir, t->last_ckpt_step);
+}
+
 static enum nn_status finish(struct trainer *t)
 {
     if (t->o.bn_recalibrate > 0) NN_TRY(recalibrate(t, t->o.bn_recalibrate, &t->res->recalibrated));
@@ -729,6 +813,17 @@ static enum nn_status finish(struct trainer *t)
     }
     t->finished = true;
     return checkpoint(t);
+}
+
+/* A failed run leaves no empty run directory behind (nor an empty
+ * checkpoints/ in it); rmdir removes only what is empty, so nothing a run
+ * wrote is lost. */
+static void remove_if_empty(const char *run_dir)
+{
+    char *ck = join(run_dir, "checkpoints");
+    if (ck) rmdir(ck);
+    free(ck);
+    if (rmdir(run_dir) == 0) nn_debug("%s: removed, the failed run left nothing in it", run_dir);
 }
 
 enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn progress, void *user,
@@ -746,6 +841,9 @@ enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn
     t.t0 = now_s();
     const double call_t0 = t.t0;
     enum nn_status st = setup(&t, opt);
+    /* the caching phase can take minutes: a request that came during it is
+     * seen before the first step */
+    if (st == NN_OK && cancel_requested(&t)) st = stop_cancelled(&t);
     if (st == NN_OK) {
         result->cached = t.cached;
         result->total_steps = t.total;
@@ -759,6 +857,8 @@ enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn
     while (st == NN_OK && t.step < t.total) {
         st = step(&t);
         if (st != NN_OK) break;
+        if (t.step % WEIGHT_CHECK_EVERY == 0) st = check_weights(&t);
+        if (st != NN_OK) break;
         bool last = t.step == t.total;
         if (t.step % t.o.log_every == 0 || last) st = log_interval(&t);
         report(&t, "training", t.step, t.total, t.t0);
@@ -767,8 +867,10 @@ enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn
         bool due = (t.o.checkpoint_every > 0 && t.step % t.o.checkpoint_every == 0) ||
                    (t.o.checkpoint_seconds > 0 && now_s() - t.last_ckpt_t >= t.o.checkpoint_seconds);
         if (st == NN_OK && !last && due) st = checkpoint(&t);
+        if (st == NN_OK && cancel_requested(&t)) st = stop_cancelled(&t);
     }
     if (st == NN_OK && !t.finished) st = finish(&t);
+    if (st == NN_OK) st = check_weights(&t);
     if (st == NN_OK) {
         char *final_path = join(t.o.run_dir, "final.nnm");
         st = final_path ? nn_model_save(t.model, final_path) : nn_fail(NN_ERR_NOMEM, "out of memory");
@@ -778,6 +880,8 @@ enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn
     result->steps = t.step;
     result->last_loss = t.last_loss;
     result->seconds = now_s() - call_t0;
+    bool made = t.made_run_dir;
     trainer_free(&t);
+    if (st != NN_OK && made) remove_if_empty(opt->run_dir);
     return st;
 }

@@ -15,6 +15,7 @@
 #ifndef NN_TRAIN_TRAINER_H
 #define NN_TRAIN_TRAINER_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -65,9 +66,21 @@ struct nn_train_options {
     double checkpoint_seconds;      /* seconds (600; 0: not by time) */
     int keep_checkpoints;           /* 3 */
     const char *stage;              /* a label written into metrics lines (NULL: none) */
+    /* Cancellation (not saved with the run): when non-NULL and *cancel
+     * becomes non-zero (a signal handler may set it), the run stops after
+     * the step in progress, writes a checkpoint and returns
+     * NN_ERR_CANCELLED; --resume continues it. Polled between steps and
+     * between the phases of a run (caching, evaluation). */
+    volatile sig_atomic_t *cancel;
 };
 
 void nn_train_options_default(struct nn_train_options *o);
+
+/* The largest learning rate nn_train accepts: far above any useful one for
+ * these optimizers, so that only a typo (1e30, inf) is refused. nn_train
+ * checks every real-valued option against its range and names the option
+ * that is out of it. */
+#define NN_TRAIN_MAX_LR 100.0
 
 /* The options as a JSON object (written to RUN_DIR/options.json and into
  * every checkpoint). */
@@ -110,7 +123,14 @@ struct nn_train_result {
  * checkpoints without --resume, options on resume that contradict the
  * run's (learning rate, optimizer, data, scopes, ...: only the step budget,
  * evaluation, checkpointing and threads may change). A NaN or infinite
- * loss stops the run (NN_ERR_INTERNAL) with the last good checkpoint kept. */
+ * loss, or a NaN or infinite weight (checked every few steps and before
+ * every checkpoint and the final model), stops the run (NN_ERR_INTERNAL)
+ * with the last good checkpoint kept: a non-finite model is never saved.
+ * A run stopped through opt->cancel returns NN_ERR_CANCELLED after writing
+ * a checkpoint. A run directory this call created is removed again when
+ * the call fails while it is still empty; stale temporary files of an
+ * interrupted write (RUN_DIR/final.nnm.tmp.*, checkpoints) are removed at
+ * the start. */
 enum nn_status nn_train(const struct nn_train_options *opt, nn_train_progress_fn progress, void *user,
                         struct nn_train_result *result);
 
