@@ -291,11 +291,11 @@ START_TEST(corruption_is_detected)
     spit(p, st_file, 8 + 16);
     expect_open_error(p, NN_ERR_FORMAT, "not an nn model file");
 
-    /* A newer version. */
+    /* A newer version (this nn reads 1 and 2). */
     memcpy(m, raw, len);
-    m[8] = 2;
+    m[8] = 3;
     spit(p, m, len);
-    expect_open_error(p, NN_ERR_UNSUPPORTED, "version 2 is newer than this nn supports");
+    expect_open_error(p, NN_ERR_UNSUPPORTED, "version 3 is newer than this nn supports");
 
     char *missing = join(dir, "missing.nnm");
     expect_open_error(missing, NN_ERR_IO, "cannot open");
