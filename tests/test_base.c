@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/crc32c.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "base/rng.h"
 #include "base/sort.h"
@@ -196,6 +197,35 @@ START_TEST(threads_set_while_loops_run)
 }
 END_TEST
 
+/* Threads logging while another swaps the callback: each message reaches a
+ * callback whole, with that callback's own argument. */
+static void count_log(enum nn_log_level level, const char *msg, void *user)
+{
+    ck_assert_int_eq(level, NN_LOG_WARN);
+    ck_assert_str_eq(msg, "message 7");
+    atomic_fetch_add((atomic_int *)user, 1);
+}
+
+static void *log_main(void *arg)
+{
+    for (int i = 0; i < 2000; i++) nn_warn("message %d", 7);
+    (void)arg;
+    return NULL;
+}
+
+START_TEST(log_set_while_threads_log)
+{
+    atomic_int a = 0, b = 0;
+    nn_log_set(count_log, &a, NN_LOG_WARN);
+    pthread_t tids[3];
+    for (int t = 0; t < 3; t++) ck_assert_int_eq(pthread_create(&tids[t], NULL, log_main, NULL), 0);
+    for (int r = 0; r < 200; r++) nn_log_set(count_log, r % 2 ? &a : &b, NN_LOG_WARN);
+    for (int t = 0; t < 3; t++) pthread_join(tids[t], NULL);
+    nn_log_set(NULL, NULL, NN_LOG_WARN);
+    ck_assert_int_eq(atomic_load(&a) + atomic_load(&b), 3 * 2000);
+}
+END_TEST
+
 Suite *suite_base(void)
 {
     Suite *s = suite_create("base");
@@ -210,6 +240,7 @@ Suite *suite_base(void)
     /* The concurrency tests, also run under ThreadSanitizer (CK_RUN_CASE=concurrency). */
     TCase *conc = tcase_create("concurrency");
     tcase_add_test(conc, threads_set_while_loops_run);
+    tcase_add_test(conc, log_set_while_threads_log);
     suite_add_tcase(s, conc);
     return s;
 }
