@@ -8,7 +8,10 @@
 
 PREFIX ?= /usr/local
 SAN ?= 0
-BUILD ?= $(if $(filter 1,$(SAN)),build-san,build)
+TSAN ?= 0
+# One build folder per configuration; a second compiler gets its own with
+# BUILD=, e.g. `make test CC=clang BUILD=build-clang`.
+BUILD ?= $(if $(filter 1,$(SAN)),build-san,$(if $(filter 1,$(TSAN)),build-tsan,build))
 
 CC ?= cc
 PKGS := openblas libjpeg libpng
@@ -20,9 +23,15 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 CFLAGS ?= -O3 -g
 CFLAGS += -std=c11 -Wall -Wextra -Wno-unused-parameter -fPIC -pthread -D_GNU_SOURCE -I. $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lm -pthread
+# float-cast-overflow (a double out of an integer's range converted to it) is
+# in clang's -fsanitize=undefined but not in gcc's; named, gcc checks it too.
 ifeq ($(SAN),1)
-CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LDFLAGS += -fsanitize=address,undefined
+CFLAGS += -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
+endif
+ifeq ($(TSAN),1)
+CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
 endif
 
 AVX2_FLAGS := -mavx2 -mfma -mf16c
@@ -44,7 +53,8 @@ all: $(BUILD)/libnn.a $(BUILD)/libnn.so $(BUILD)/bin/nn
 help:
 	@echo "make            build libnn.a, libnn.so and the nn command, in $(BUILD)/"
 	@echo "make deps       install missing Debian packages (as root) or say which to install"
-	@echo "make test       build and run the Check suites (SAN=1: under ASan + UBSan)"
+	@echo "make test       build and run the Check suites (SAN=1: under ASan + UBSan; TSAN=1: the"
+	@echo "                concurrency tests under ThreadSanitizer; CC=clang BUILD=build-clang: with clang)"
 	@echo "make bench      nn against PyTorch, side by side"
 	@echo "make demo       fine-tune, evaluate, export and use a model (real photos if ../shared exists, else synthetic; minutes)"
 	@echo "make install    PREFIX=$(PREFIX)"
@@ -91,13 +101,28 @@ $(BUILD)/nn_tests: $(TEST_OBJ) $(BUILD)/libnn.a $(BUILD)/bin/nn
 # Then the kernels and the golden network again on every lower SIMD path the
 # CPU has (NN_SIMD caps the level; base/cpu.h).
 SIMD_SUITES := gemm gemm_lowp conv batchnorm pool ops fused golden $(filter winograd,$(SUITES))
+ifeq ($(TSAN),1)
+# Under ThreadSanitizer only what runs threads: every suite's "concurrency"
+# case (contexts from 8 threads on one model, concurrent GEMM callers, the
+# pool resized under load) and the server suite (nn serve, built with TSan
+# too, under concurrent clients). A race ends the test at once (exit 66),
+# and a race in the server makes its exit status fail the test. No
+# suppressions. NN_SAN=thread tells timing-based tests that all runs ~10x slower.
+TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $(TSAN_OPTIONS)" \
+	CK_TIMEOUT_MULTIPLIER=10 NN_BIN=$(abspath $(BUILD)/bin/nn) NN_BUILD=$(BUILD) NN_SAN=thread
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/nn_tests
-	NN_BIN=$(abspath $(BUILD)/bin/nn) NN_BUILD=$(BUILD) NN_SAN=$(SAN) $(BUILD)/nn_tests
+	$(TSAN_ENV) CK_RUN_CASE=concurrency $(BUILD)/nn_tests
+	$(TSAN_ENV) CK_RUN_SUITE=serve $(BUILD)/nn_tests
+else
+test: deps
+	@$(MAKE) --no-print-directory $(BUILD)/nn_tests
+	NN_BIN=$(abspath $(BUILD)/bin/nn) NN_BUILD=$(BUILD) NN_SAN=$(SAN) NN_CC="$(CC)" $(BUILD)/nn_tests
 	@for simd in avx2 scalar; do for suite in $(SIMD_SUITES); do \
 	    echo "NN_SIMD=$$simd CK_RUN_SUITE=$$suite"; \
 	    NN_SIMD=$$simd CK_RUN_SUITE=$$suite CK_VERBOSITY=silent $(BUILD)/nn_tests || exit 1; \
 	done; done
+endif
 
 # nn against PyTorch side by side (RUNS=5 THREADS=2 by default; see tools/scripts/bench.sh).
 # Speed is measured here, never in tests.

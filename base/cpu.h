@@ -20,5 +20,7 @@ const char *nn_simd_name(enum nn_simd level);
 bool nn_cpu_has_avx512_bf16(void); /* vdpbf16ps on zmm */
 bool nn_cpu_has_avx512_vnni(void); /* vpdpbusd on zmm */
 bool nn_cpu_has_avx_vnni(void);    /* vpdpbusd on ymm, VEX-encoded */
+/* The CPU has the F16C half-precision conversions (not capped by NN_SIMD). */
+bool nn_cpu_has_f16c(void);
 
 #endif

@@ -1,9 +1,13 @@
 #include "base/crc32c.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
+/* Built once, by whichever thread needs it first (pthread_once: two threads
+ * filling it at once would race). */
 static uint32_t table[8][256];
-static int table_ready;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void make_table(void)
 {
@@ -14,12 +18,11 @@ static void make_table(void)
     }
     for (int t = 1; t < 8; t++)
         for (int i = 0; i < 256; i++) table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
-    table_ready = 1;
 }
 
 static uint32_t crc_soft(uint32_t crc, const unsigned char *p, size_t len)
 {
-    if (!table_ready) make_table();
+    pthread_once(&table_once, make_table);
     while (len >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
@@ -57,10 +60,13 @@ uint32_t nn_crc32c(uint32_t crc, const void *data, size_t len)
     const unsigned char *p = data;
     crc = ~crc;
 #if defined(__x86_64__)
-    static int has_sse42 = -1;
+    /* Atomic: threads may ask at once; each computes the same answer. */
+    static _Atomic int cached = -1;
+    int has_sse42 = atomic_load_explicit(&cached, memory_order_relaxed);
     if (has_sse42 < 0) {
         __builtin_cpu_init();
         has_sse42 = __builtin_cpu_supports("sse4.2");
+        atomic_store_explicit(&cached, has_sse42, memory_order_relaxed);
     }
     crc = has_sse42 ? crc_hw(crc, p, len) : crc_soft(crc, p, len);
 #else

@@ -1,6 +1,5 @@
 #include "base/threads.h"
 
-#include <cblas.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -32,7 +31,10 @@ struct pool {
     pthread_cond_t work_done;
     pthread_t tids[MAX_THREADS];
     int nworkers;      /* threads besides the caller */
-    int nthreads;      /* nworkers + 1 */
+    /* nworkers + 1, or 0 before the pool starts. Changed only with both
+     * config_lock and pool_busy held; atomic because nn_threads_get reads it
+     * with neither. */
+    atomic_int nthreads;
     atomic_ulong generation;  /* bumped (under lock) when a job is posted */
     atomic_int pending;       /* workers still running the current job */
     atomic_int stopping;
@@ -50,6 +52,10 @@ static struct pool pool = {
     .nthreads = 0,
 };
 static atomic_flag pool_busy = ATOMIC_FLAG_INIT;
+/* Set while nn_threads_set or nn_threads_shutdown waits for the pool: new
+ * parallel loops then run on their caller, so a stream of them cannot keep
+ * the pool from being resized. */
+static atomic_int resize_waiting;
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void run_chunk(long index)
@@ -105,15 +111,15 @@ static int default_threads(void)
     return cores > 0 ? (int)cores : 1;
 }
 
-enum nn_status nn_threads_set(int n)
+/* Restarts the pool with n threads; call with config_lock held. */
+static enum nn_status restart_locked(int n)
 {
-    if (n <= 0) n = default_threads();
-    if (n > MAX_THREADS) n = MAX_THREADS;
-    pthread_mutex_lock(&config_lock);
+    atomic_store(&resize_waiting, 1);
     while (atomic_flag_test_and_set(&pool_busy)) sched_yield();
+    atomic_store(&resize_waiting, 0);
     stop_workers();
     enum nn_status st = NN_OK;
-    pool.nthreads = 1;
+    int started = 1;
     pool.spawn_generation = atomic_load(&pool.generation);
     for (int i = 1; i < n; i++) {
         if (pthread_create(&pool.tids[i - 1], NULL, worker_main, (void *)(size_t)i) != 0) {
@@ -121,28 +127,59 @@ enum nn_status nn_threads_set(int n)
             break;
         }
         pool.nworkers = i;
-        pool.nthreads = i + 1;
+        started = i + 1;
     }
-    openblas_set_num_threads(pool.nthreads);
+    atomic_store(&pool.nthreads, started);
     atomic_flag_clear(&pool_busy);
+    return st;
+}
+
+/* Only the pool: other libraries' threads (OpenBLAS's among them) belong to
+ * the program that uses them, which sets their counts itself. */
+enum nn_status nn_threads_set(int n)
+{
+    if (n <= 0) n = default_threads();
+    if (n > MAX_THREADS) n = MAX_THREADS;
+    pthread_mutex_lock(&config_lock);
+    enum nn_status st = restart_locked(n);
     pthread_mutex_unlock(&config_lock);
     return st;
 }
 
+/* Starts the pool at its default size unless it is running: the check is
+ * repeated under the lock so a first parallel call racing an explicit
+ * nn_threads_set does not replace the caller's choice with the default. */
+static void ensure_started(void)
+{
+    if (atomic_load(&pool.nthreads) > 0) return;
+    pthread_mutex_lock(&config_lock);
+    if (atomic_load(&pool.nthreads) == 0) restart_locked(default_threads());
+    pthread_mutex_unlock(&config_lock);
+}
+
 int nn_threads_get(void)
 {
-    if (pool.nthreads == 0) nn_threads_set(0);
-    return pool.nthreads;
+    ensure_started();
+    int n = atomic_load(&pool.nthreads);
+    return n > 0 ? n : 1;
 }
 
 void nn_parallel_for(long n, long grain, nn_range_fn fn, void *ctx)
 {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
-    int threads = nn_threads_get();
     long chunks = (n + grain - 1) / grain;
+    if (chunks > 1) ensure_started();
+    if (chunks <= 1 || atomic_load(&resize_waiting) || atomic_flag_test_and_set(&pool_busy)) {
+        fn(ctx, 0, n);
+        return;
+    }
+    /* The size is read only now that the pool is ours: nn_threads_set may
+     * have changed it since, and a chunk without a worker would never run. */
+    int threads = atomic_load(&pool.nthreads);
     if (chunks > threads) chunks = threads;
-    if (chunks <= 1 || atomic_flag_test_and_set(&pool_busy)) {
+    if (chunks <= 1) {
+        atomic_flag_clear(&pool_busy);
         fn(ctx, 0, n);
         return;
     }
@@ -167,9 +204,11 @@ void nn_parallel_for(long n, long grain, nn_range_fn fn, void *ctx)
 void nn_threads_shutdown(void)
 {
     pthread_mutex_lock(&config_lock);
+    atomic_store(&resize_waiting, 1);
     while (atomic_flag_test_and_set(&pool_busy)) sched_yield();
+    atomic_store(&resize_waiting, 0);
     stop_workers();
-    pool.nthreads = 0;
+    atomic_store(&pool.nthreads, 0);
     atomic_flag_clear(&pool_busy);
     pthread_mutex_unlock(&config_lock);
 }

@@ -1,7 +1,7 @@
-/* One thread pool for the whole engine (work outside BLAS: im2col, batch
- * norm, pooling, image decoding). Its size also sets OpenBLAS's thread count,
- * so the pool and BLAS never oversubscribe the cores: they run one after the
- * other, never at the same time. */
+/* One thread pool for the whole engine: GEMM, im2col, batch norm, pooling,
+ * image decoding. It sets no other library's thread count (OpenBLAS's is the
+ * host program's business; nn's own GEMM does not use OpenBLAS). Every
+ * function here may be called from any thread at any time. */
 #ifndef NN_BASE_THREADS_H
 #define NN_BASE_THREADS_H
 
@@ -10,8 +10,8 @@
 /* Work on the index range [begin, end). */
 typedef void (*nn_range_fn)(void *ctx, long begin, long end);
 
-/* Sets the thread count for the pool and for OpenBLAS. n <= 0 means the
- * NN_THREADS environment variable if set, else all online cores. */
+/* Sets the pool's thread count (waiting for a running job to finish). n <= 0
+ * means the NN_THREADS environment variable if set, else all online cores. */
 enum nn_status nn_threads_set(int n);
 int nn_threads_get(void);
 

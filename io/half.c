@@ -37,12 +37,7 @@ float nn_bf16_to_f32(uint16_t h) { return from_bits((uint32_t)h << 16); }
 int nn_f16_has_f16c(void)
 {
 #if defined(__x86_64__)
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = nn_simd_level() >= NN_SIMD_AVX2 && __builtin_cpu_supports("f16c");
-    }
-    return cached;
+    return nn_simd_level() >= NN_SIMD_AVX2 && nn_cpu_has_f16c();
 #else
     return 0;
 #endif

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 
 #include "base/crc32c.h"
 #include "base/fileio.h"
+#include "base/sort.h"
 #include "io/json.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -81,23 +81,19 @@ static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 /* True when [off, off + len) lies inside [0, size), without overflow. */
 static bool in_bounds(uint64_t off, uint64_t len, uint64_t size) { return off <= size && len <= size - off; }
 
-static const struct nn_mf_tensor *sort_base;
-static int cmp_by_name(const void *a, const void *b)
+/* Indices into the tensor table (ctx) by name. */
+static int cmp_by_name(const void *a, const void *b, void *ctx)
 {
-    return strcmp(sort_base[*(const int *)a].name, sort_base[*(const int *)b].name);
+    const struct nn_mf_tensor *t = ctx;
+    return strcmp(t[*(const int *)a].name, t[*(const int *)b].name);
 }
 
 /* Sorts idx[0..n) by tensor name; returns the index of a name that appears
  * twice, or -1. */
 static int sort_names(const struct nn_mf_tensor *t, int *idx, int n)
 {
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     for (int i = 0; i < n; i++) idx[i] = i;
-    pthread_mutex_lock(&lock);  /* qsort has no context argument */
-    sort_base = t;
-    qsort(idx, (size_t)n, sizeof *idx, cmp_by_name);
-    sort_base = NULL;
-    pthread_mutex_unlock(&lock);
+    nn_sort(idx, (size_t)n, sizeof *idx, cmp_by_name, (void *)t);
     for (int i = 1; i < n; i++)
         if (!strcmp(t[idx[i - 1]].name, t[idx[i]].name)) return idx[i];
     return -1;

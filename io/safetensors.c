@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "base/sort.h"
 #include "io/half.h"
 #include "io/json.h"
 
@@ -106,22 +106,16 @@ static enum nn_status parse_entry(const char *path, const char *name, const stru
     return NN_OK;
 }
 
-static const struct nn_st_tensor *sort_base;
-static int cmp_by_name(const void *a, const void *b)
+/* Indices into the tensor table (ctx) by name. */
+static int cmp_by_name(const void *a, const void *b, void *ctx)
 {
-    return strcmp(sort_base[*(const int *)a].name, sort_base[*(const int *)b].name);
+    const struct nn_st_tensor *t = ctx;
+    return strcmp(t[*(const int *)a].name, t[*(const int *)b].name);
 }
 
 static void sort_names(const struct nn_st_tensor *tensors, int *idx, int n)
 {
-    /* qsort has no context argument; sorting happens once per open and is
-     * guarded so two threads opening files at once do not race. */
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&lock);
-    sort_base = tensors;
-    qsort(idx, (size_t)n, sizeof *idx, cmp_by_name);
-    sort_base = NULL;
-    pthread_mutex_unlock(&lock);
+    nn_sort(idx, (size_t)n, sizeof *idx, cmp_by_name, (void *)tensors);
 }
 
 static enum nn_status parse_header(const char *path, struct nn_safetensors *st)

@@ -4,15 +4,18 @@
 #include <stdlib.h>
 
 #include "base/mem.h"
+#include "base/sort.h"
 
 static size_t round_up(size_t n) { return (n + NN_ALIGN - 1) / NN_ALIGN * NN_ALIGN; }
 
-static const struct nn_plan_buf *sort_base;
-static int by_size_desc(const void *a, const void *b)
+/* Indices into the buffer table (ctx), largest first, ties by index so the
+ * plan does not depend on the sort's handling of equal keys. */
+static int by_size_desc(const void *a, const void *b, void *ctx)
 {
-    const struct nn_plan_buf *x = &sort_base[*(const int *)a], *y = &sort_base[*(const int *)b];
-    if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
-    return *(const int *)a - *(const int *)b;
+    const struct nn_plan_buf *bufs = ctx;
+    int i = *(const int *)a, j = *(const int *)b;
+    if (bufs[i].bytes != bufs[j].bytes) return bufs[i].bytes > bufs[j].bytes ? -1 : 1;
+    return (i > j) - (i < j);
 }
 
 enum nn_status nn_plan_assign(struct nn_plan_buf *bufs, int count, size_t *total)
@@ -26,8 +29,7 @@ enum nn_status nn_plan_assign(struct nn_plan_buf *bufs, int count, size_t *total
         return nn_fail(NN_ERR_NOMEM, "out of memory planning activations");
     }
     for (int i = 0; i < count; i++) order[i] = i;
-    sort_base = bufs; /* planning runs once per network build; not on a hot path */
-    qsort(order, (size_t)count, sizeof *order, by_size_desc);
+    nn_sort(order, (size_t)count, sizeof *order, by_size_desc, bufs);
     int nplaced = 0;
     for (int k = 0; k < count; k++) {
         struct nn_plan_buf *b = &bufs[order[k]];

@@ -10,8 +10,12 @@
  * best. They are memory-bound passes over every activation of the network,
  * and at SSE2 the masked, double-accumulating ones ran several times slower
  * than memory allows (a fifth of a training step), so GCC compiles them
- * also for AVX2 and AVX-512 and picks one when the program loads. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+ * also for AVX2 and AVX-512 and picks one when the program loads. Not under
+ * a sanitizer: the choosing function (an ifunc resolver) runs while the
+ * program is being relocated, before the sanitizer's runtime has started,
+ * and its instrumentation then crashes (ThreadSanitizer: at load). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
 #define NN_BN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define NN_BN_CLONES

@@ -295,7 +295,11 @@ Suite *suite_gemm(void)
     tcase_add_loop_test(tc, large_k_and_backward_shapes, 0, 3);
     tcase_add_loop_test(tc, threads_and_blocks_deterministic, 0, 3);
     tcase_add_loop_test(tc, degenerate_shapes, 0, 3);
-    tcase_add_loop_test(tc, concurrent_callers, 0, 3);
     suite_add_tcase(s, tc);
+    /* The concurrency tests, also run under ThreadSanitizer (CK_RUN_CASE=concurrency). */
+    TCase *conc = tcase_create("concurrency");
+    tcase_set_timeout(conc, 120);
+    tcase_add_loop_test(conc, concurrent_callers, 0, 3);
+    suite_add_tcase(s, conc);
     return s;
 }

@@ -14,6 +14,9 @@ START_TEST(installed_example_classifies)
 {
     if (!have_shared("installed_example_classifies")) return;
     const char *build = getenv("NN_BUILD"), *san = getenv("NN_SAN");
+    /* The library's compiler (make test CC=...): a sanitized library needs
+     * that compiler's sanitizer runtime in the program. */
+    const char *cc = getenv("NN_CC") && *getenv("NN_CC") ? getenv("NN_CC") : "cc";
     bool sanitized = san && !strcmp(san, "1");
     char *dir = make_temp_dir(), cmd[16384], *out = NULL, model[4200], photo[4200];
     snprintf(cmd, sizeof cmd, "make -s install PREFIX=%s BUILD=%s SAN=%s >/dev/null", dir, build ? build : "build",
@@ -22,9 +25,9 @@ START_TEST(installed_example_classifies)
     ck_assert_msg(rc == 0, "make install failed: %s", out);
     free(out);
     snprintf(cmd, sizeof cmd,
-             "PKG_CONFIG_PATH=%s/lib/pkgconfig cc -std=c11 -Wall -Wextra -Werror %s/share/nn/examples/classify.c "
+             "PKG_CONFIG_PATH=%s/lib/pkgconfig %s -std=c11 -Wall -Wextra -Werror %s/share/nn/examples/classify.c "
              "$(PKG_CONFIG_PATH=%s/lib/pkgconfig pkg-config --cflags --libs nn) %s -o %s/classify",
-             dir, dir, dir, sanitized ? "-fsanitize=address,undefined" : "", dir);
+             dir, cc, dir, dir, sanitized ? "-fsanitize=address,undefined" : "", dir);
     rc = run_command(cmd, &out);
     ck_assert_msg(rc == 0, "building the example failed: %s", out);
     free(out);

@@ -241,6 +241,60 @@ START_TEST(one_model_many_threads)
 }
 END_TEST
 
+/* Contexts created and used from 8 threads at once on one model, each with
+ * its own batch size (so each plans its own buffers), against a run on one
+ * thread. Planning once sorted through a global pointer that concurrent
+ * nn_ctx_new calls overwrote for each other; ThreadSanitizer (make test
+ * TSAN=1) reports any such sharing even when the answers happen to agree. */
+struct ctx_job {
+    const struct nn_model *m;
+    const float *x;
+    int max_batch;
+    float logits[2 * 3];
+    enum nn_status st;
+    char error[256];
+};
+
+static void *ctx_thread(void *arg)
+{
+    struct ctx_job *j = arg;
+    struct nn_ctx *ctx = NULL;
+    j->st = nn_ctx_new(j->m, j->max_batch, &ctx);
+    if (j->st == NN_OK) j->st = nn_infer(ctx, j->x, 2, j->logits);
+    if (j->st != NN_OK) snprintf(j->error, sizeof j->error, "%s", nn_last_error());
+    nn_ctx_free(ctx);
+    return NULL;
+}
+
+START_TEST(contexts_from_eight_threads)
+{
+    struct nn_config cfg = nn_config_default(3);
+    cfg.image_size = 75;
+    struct nn_model *m;
+    ck_assert_msg(nn_model_new(&cfg, NULL, 5, &m) == NN_OK, "%s", nn_last_error());
+    float *x = random_images(2, 75, 12);
+    float ref[6];
+    struct nn_ctx *ctx;
+    ck_assert_int_eq(nn_ctx_new(m, 2, &ctx), NN_OK);
+    ck_assert_int_eq(nn_infer(ctx, x, 2, ref), NN_OK);
+    nn_ctx_free(ctx);
+    enum { T = 8 };
+    pthread_t tids[T];
+    struct ctx_job jobs[T];
+    for (int t = 0; t < T; t++) {
+        jobs[t] = (struct ctx_job){.m = m, .x = x, .max_batch = 2 + t % 3};
+        ck_assert_int_eq(pthread_create(&tids[t], NULL, ctx_thread, &jobs[t]), 0);
+    }
+    for (int t = 0; t < T; t++) pthread_join(tids[t], NULL);
+    for (int t = 0; t < T; t++) {
+        ck_assert_msg(jobs[t].st == NN_OK, "thread %d: %s", t, jobs[t].error);
+        ck_assert_msg(max_abs_diff(jobs[t].logits, ref, 6) <= 1e-5, "thread %d differs", t);
+    }
+    nn_free(x);
+    nn_model_free(m);
+}
+END_TEST
+
 Suite *suite_model(void)
 {
     Suite *s = suite_create("model");
@@ -252,5 +306,10 @@ Suite *suite_model(void)
     tcase_add_test(tc, small_inputs_shrink_the_aux_head);
     tcase_add_test(tc, one_model_many_threads);
     suite_add_tcase(s, tc);
+    /* The concurrency tests, also run under ThreadSanitizer (CK_RUN_CASE=concurrency). */
+    TCase *conc = tcase_create("concurrency");
+    tcase_set_timeout(conc, 600);
+    tcase_add_test(conc, contexts_from_eight_threads);
+    suite_add_tcase(s, conc);
     return s;
 }

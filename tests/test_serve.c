@@ -641,8 +641,10 @@ START_TEST(serve_keepalive_concurrency_and_shutdown)
         post(busy[t], bee, bee_len);
     }
     struct conn *idle = dial(srv.port);
-    /* long enough for the server to read every request, far shorter than answering twelve on two workers */
-    usleep(30000);
+    /* long enough for the server to read every request, far shorter than answering twelve on two workers
+     * (both ten times longer under ThreadSanitizer, make test TSAN=1) */
+    const char *san = getenv("NN_SAN");
+    usleep(san && !strcmp(san, "thread") ? 300000 : 30000);
     ck_assert_int_eq(kill(srv.pid, SIGTERM), 0);
     int closing = 0;
     for (int t = 0; t < NBUSY; t++) {

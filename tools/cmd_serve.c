@@ -209,8 +209,7 @@ int cmd_serve(int argc, char **argv)
     int rc = parse_options(argc, argv, &o);
     if (rc >= 0) return rc;
     cli_log_setup(false);
-    /* Threads. The engine has one thread pool (and OpenBLAS one thread count)
-     * per process, and nn_parallel_for lets one caller at a time use it: the
+    /* Threads. The engine has one thread pool per process, and nn_parallel_for lets one caller at a time use it: the
      * other workers run their share on their own thread. So N workers with T
      * threads each keep at most N + T - 1 threads busy. The default, one
      * worker per core and T = 1, gives each request one core and no

@@ -168,6 +168,9 @@ int main(int argc, char **argv)
     if (rounds < 1) rounds = 1;
     if (rounds > 64) rounds = 64;
     if (nn_threads_set(threads) != NN_OK) return 1;
+    /* The library leaves OpenBLAS's thread count alone; a fair comparison
+     * gives both sides the same number. */
+    openblas_set_num_threads(nn_threads_get());
     if (bench_clock != CLOCK_MONOTONIC) time_scale = 1.0 / nn_threads_get();
     const char *coretype = getenv("OPENBLAS_CORETYPE");
     printf("nn_gemm %s vs OpenBLAS %s (OPENBLAS_CORETYPE=%s), %d threads, median of %d rounds%s\n",
