@@ -7,7 +7,8 @@
  * A is float32 (a conv's input rows or its im2col rows) and is converted
  * while it is packed, a few rows at a time, so activations stay float32
  * between layers and pools, concatenations and the float32 ops are
- * unchanged:
+ * unchanged (nn_gemm_lowp_u8 takes int8's A already quantised, for convs
+ * whose im2col would repeat each value):
  * - NN_LOWP_BF16: a' = bf16(a), round to nearest even (nn_bf16_round);
  *   B holds bf16 values. bf16 denormals (in A' or B) read as zero. The sum
  *   runs over K in pairs (k = 2g, 2g+1) into one float32 accumulator per
