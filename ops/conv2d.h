@@ -66,7 +66,9 @@ void nn_conv2d_forward_fused(float *out, int ldo, const float *in, const float *
  * packed as a [KH*KW*C, K] matrix, inputs converted as the GEMM packs them
  * (a_inv_scale: int8's input quantisation). Always im2col + GEMM: Winograd's
  * transformed inputs do not keep int8's range, and bf16 Winograd is not
- * written yet. */
+ * written yet. int8 convs other than 1x1 stride 1 quantise each chunk's
+ * input rows once into the scratch and build their im2col rows from the
+ * bytes (nn_gemm_lowp_u8); the result is the same, bit for bit. */
 struct nn_lowp_weights;
 void nn_conv2d_forward_lowp(float *out, int ldo, const float *in, const struct nn_lowp_weights *w, float a_inv_scale,
                             const struct nn_conv_shape *s, float *scratch, const struct nn_gemm_epilogue *ep);

@@ -129,6 +129,7 @@ struct lowp_job {
     const struct nn_lowp_weights *B;
     int M, N, K;
     const float *A;
+    const uint8_t *A8;  /* nn_gemm_lowp_u8's A (A is then NULL) */
     int lda, ldc;
     float a_inv_scale;
     float *C;
@@ -163,6 +164,11 @@ static void run_block(const struct lowp_job *j, int m0, int m1, int n0, int n1)
     unsigned char *a = scratch_get(panels * j->a_panel);
     if (!a) {
         /* No memory for the packing buffer: the definition still works. */
+        if (j->A8) {
+            nn_gemm_lowp_ref_cols_u8(m1 - m0, j->A8 + (ptrdiff_t)m0 * j->lda, j->lda, j->B,
+                                     j->C + (ptrdiff_t)m0 * j->ldc, j->ldc, j->ep, n0, n1);
+            return;
+        }
         nn_gemm_lowp_ref_cols(m1 - m0, j->A + (ptrdiff_t)m0 * j->lda, j->lda, j->a_inv_scale, j->B,
                               j->C + (ptrdiff_t)m0 * j->ldc, j->ldc, j->ep, n0, n1);
         return;
@@ -174,10 +180,11 @@ static void run_block(const struct lowp_job *j, int m0, int m1, int n0, int n1)
         for (int ic = m0; ic < m1; ic += j->mc) {
             const int mb = imin(j->mc, m1 - ic);
             for (int ir = 0; ir < mb; ir += mr) {
-                const float *src = j->A + (ptrdiff_t)(ic + ir) * j->lda + pc;
+                const ptrdiff_t src = (ptrdiff_t)(ic + ir) * j->lda + pc;
                 void *dst = a + (size_t)(ir / mr) * j->a_panel;
-                if (bf16) k->pack_bf16(imin(mr, mb - ir), kc, j->K - pc, src, j->lda, dst);
-                else k->pack_int8(imin(mr, mb - ir), kc, j->K - pc, src, j->lda, j->a_inv_scale, dst);
+                if (j->A8) k->pack_u8(imin(mr, mb - ir), kc, j->K - pc, j->A8 + src, j->lda, dst);
+                else if (bf16) k->pack_bf16(imin(mr, mb - ir), kc, j->K - pc, j->A + src, j->lda, dst);
+                else k->pack_int8(imin(mr, mb - ir), kc, j->K - pc, j->A + src, j->lda, j->a_inv_scale, dst);
             }
             for (int jr = n0; jr < n1; jr += NR) {
                 const int n = imin(NR, n1 - jr);
@@ -207,15 +214,16 @@ static void lowp_task(void *ctx, long begin, long end)
     else run_block(j, (int)begin * j->mr, imin((int)end * j->mr, j->M), 0, j->N);
 }
 
-void nn_gemm_lowp_with(const struct nn_lowp_kernels *k, int M, const float *A, int lda, float a_inv_scale,
-                       const struct nn_lowp_weights *B, float *C, int ldc, const struct nn_gemm_epilogue *ep)
+/* Blocks, splits and runs a job whose operands are filled in. */
+static void run_job(struct lowp_job job)
 {
-    if (M <= 0 || !B) return;
+    const struct nn_lowp_kernels *k = job.k;
+    const struct nn_lowp_weights *B = job.B;
+    const int M = job.M;
     const bool bf16 = B->type == NN_LOWP_BF16;
-    struct lowp_job job = {
-        .k = k, .B = B, .M = M, .N = B->n, .K = B->k, .A = A, .lda = lda, .ldc = ldc,
-        .a_inv_scale = a_inv_scale, .C = C, .ep = ep, .mr = bf16 ? k->mr_bf16 : k->mr_int8,
-    };
+    job.N = B->n;
+    job.K = B->k;
+    job.mr = bf16 ? k->mr_bf16 : k->mr_int8;
     /* Depth blocks: equal, multiples of 4, from K alone. int8 takes all of K
      * in one block: its int32 sums cannot pass through C. */
     const int kpad = B->kpad;
@@ -242,9 +250,67 @@ void nn_gemm_lowp_with(const struct nn_lowp_kernels *k, int M, const float *A, i
     nn_parallel_for(job.split_n ? col_panels : row_panels, 1, lowp_task, &job);
 }
 
+void nn_gemm_lowp_with(const struct nn_lowp_kernels *k, int M, const float *A, int lda, float a_inv_scale,
+                       const struct nn_lowp_weights *B, float *C, int ldc, const struct nn_gemm_epilogue *ep)
+{
+    if (M <= 0 || !B) return;
+    run_job((struct lowp_job){.k = k, .B = B, .M = M, .A = A, .lda = lda, .ldc = ldc, .a_inv_scale = a_inv_scale,
+                              .C = C, .ep = ep});
+}
+
+void nn_gemm_lowp_u8_with(const struct nn_lowp_kernels *k, int M, const uint8_t *A, int lda,
+                          const struct nn_lowp_weights *B, float *C, int ldc, const struct nn_gemm_epilogue *ep)
+{
+    if (M <= 0 || !B || B->type != NN_LOWP_INT8) return;
+    run_job((struct lowp_job){.k = k, .B = B, .M = M, .A8 = A, .lda = lda, .ldc = ldc, .C = C, .ep = ep});
+}
+
 void nn_gemm_lowp(int M, const float *A, int lda, float a_inv_scale, const struct nn_lowp_weights *B, float *C,
                   int ldc, const struct nn_gemm_epilogue *ep)
 {
     if (!B || M <= 0) return;
     nn_gemm_lowp_with(nn_lowp_kernels_select(B->type), M, A, lda, a_inv_scale, B, C, ldc, ep);
+}
+
+void nn_gemm_lowp_u8(int M, const uint8_t *A, int lda, const struct nn_lowp_weights *B, float *C, int ldc,
+                     const struct nn_gemm_epilogue *ep)
+{
+    if (!B || M <= 0 || B->type != NN_LOWP_INT8) return;
+    nn_gemm_lowp_u8_with(nn_lowp_kernels_select(NN_LOWP_INT8), M, A, lda, B, C, ldc, ep);
+}
+
+/* ---- the activation quantiser ---- */
+
+/* Values per pool task: ~128 KB of floats, enough to pay for the hand-off;
+ * a multiple of 64 so every task but the last runs whole vectors. */
+#define QUANTIZE_GRAIN 32768L
+
+struct quantize_job {
+    const struct nn_lowp_kernels *k;
+    const float *a;
+    float inv;
+    uint8_t *q;
+};
+
+static void quantize_task(void *ctx, long begin, long end)
+{
+    const struct quantize_job *j = ctx;
+    j->k->quantize((size_t)(end - begin), j->a + begin, j->inv, j->q + begin);
+}
+
+void nn_lowp_quantize_with(const struct nn_lowp_kernels *k, size_t n, const float *a, float a_inv_scale, uint8_t *q)
+{
+    if (n == 0) return;
+    struct quantize_job j = {k, a, a_inv_scale, q};
+    if (n <= (size_t)QUANTIZE_GRAIN || nn_threads_get() < 2) {
+        quantize_task(&j, 0, (long)n);
+        return;
+    }
+    nn_parallel_for((long)n, QUANTIZE_GRAIN, quantize_task, &j);
+}
+
+void nn_lowp_quantize(size_t n, const float *a, float a_inv_scale, uint8_t *q)
+{
+    /* Any set quantises the same; the int8 one is the widest usable here. */
+    nn_lowp_quantize_with(nn_lowp_kernels_select(NN_LOWP_INT8), n, a, a_inv_scale, q);
 }

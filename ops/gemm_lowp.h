@@ -7,7 +7,8 @@
  * A is float32 (a conv's input rows or its im2col rows) and is converted
  * while it is packed, a few rows at a time, so activations stay float32
  * between layers and pools, concatenations and the float32 ops are
- * unchanged:
+ * unchanged (nn_gemm_lowp_u8 takes int8's A already quantised, for convs
+ * whose im2col would repeat each value):
  * - NN_LOWP_BF16: a' = bf16(a), round to nearest even (nn_bf16_round);
  *   B holds bf16 values. bf16 denormals (in A' or B) read as zero. The sum
  *   runs over K in pairs (k = 2g, 2g+1) into one float32 accumulator per
@@ -101,6 +102,19 @@ void nn_lowp_weights_free(struct nn_lowp_weights *w);
  * C rows ldc >= N apart; ep may be NULL; a_inv_scale is read for int8 only. */
 void nn_gemm_lowp(int M, const float *A, int lda, float a_inv_scale, const struct nn_lowp_weights *B, float *C,
                   int ldc, const struct nn_gemm_epilogue *ep);
+
+/* The int8 product with A already quantised: C = epilogue(A x B) with A
+ * [M, K] uint8 (rows lda >= K bytes apart), B int8 weights. Equals
+ * nn_gemm_lowp on any float A whose quantisation (a_inv_scale) is these
+ * bytes, bit for bit: the same exact int32 sums and epilogue. For convs
+ * that feed each input value to several im2col rows (ops/conv2d_fused.c):
+ * quantised once, moved as bytes. B of another type: C is left alone. */
+void nn_gemm_lowp_u8(int M, const uint8_t *A, int lda, const struct nn_lowp_weights *B, float *C, int ldc,
+                     const struct nn_gemm_epilogue *ep);
+
+/* q[i] = nn_lowp_quantize_activation(a[i], a_inv_scale) for i < n, with
+ * the widest vectors this CPU has, split over the thread pool. */
+void nn_lowp_quantize(size_t n, const float *a, float a_inv_scale, uint8_t *q);
 
 /* The definition: plain loops over the packed weights, one element at a
  * time, single-threaded. Tests compare every kernel level with it. */

@@ -125,6 +125,37 @@ static void pack_int8_vnni(int m, int kc, int kvalid, const float *a, ptrdiff_t 
     }
 }
 
+/* Panels from quantised bytes (nn_gemm_lowp_u8): group copies. */
+static void pack_u8_madd(int m, int kc, int kvalid, const uint8_t *a, ptrdiff_t lda, void *dst)
+{
+    nn_lowp_pack_s16x4_bytes(MR_MADD, m, kc, kvalid, a, lda, dst);
+}
+
+static void pack_u8_vnni(int m, int kc, int kvalid, const uint8_t *a, ptrdiff_t lda, void *dst)
+{
+    nn_lowp_pack_u8x4_bytes(MR_VNNI, m, kc, kvalid, a, lda, dst);
+}
+
+/* nn_lowp_quantize's work, 32 values per step: four quantize8 narrowed by
+ * two saturating packs (exact: the values are already 0..255), whose
+ * per-lane interleave one dword permutation undoes. */
+static void quantize(size_t n, const float *a, float inv_scale, uint8_t *q)
+{
+    const __m256 inv = _mm256_set1_ps(inv_scale);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256i q0 = quantize8(_mm256_loadu_ps(a + i), inv), q1 = quantize8(_mm256_loadu_ps(a + i + 8), inv);
+        const __m256i q2 = quantize8(_mm256_loadu_ps(a + i + 16), inv), q3 = quantize8(_mm256_loadu_ps(a + i + 24), inv);
+        /* The packs work per 128-bit lane: their dwords hold the 4-value
+         * runs q0[0..3], q1[0..3], q2[0..3], q3[0..3], q0[4..7], ..., q3[4..7]. */
+        const __m256i w01 = _mm256_packus_epi32(q0, q1), w23 = _mm256_packus_epi32(q2, q3);
+        const __m256i b = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(w01, w23), order);
+        _mm256_storeu_si256((__m256i *)(q + i), b);
+    }
+    nn_lowp_quantize_loop(n - i, a + i, inv_scale, q + i);
+}
+
 /* Rows 0..rows-1, 16 columns from b (a panel's group pointer plus the first
  * column's offset), n of them stored. */
 static ALWAYS_INLINE void bf16_tile16(const int rows, int n, int kc, const float *a, const uint16_t *b, float *c,
@@ -309,11 +340,13 @@ static void int8_kernel_vnni(int m, int n, int kc, const void *a, const int8_t *
 const struct nn_lowp_kernels nn_lowp_kernels_avx2 = {
     .bf16_name = "avx2-fma", .int8_name = "avx2-maddwd", .mr_bf16 = MR_BF16, .mr_int8 = MR_MADD,
     .a_bytes_bf16 = sizeof(float), .a_bytes_int8 = sizeof(int16_t),
-    .pack_bf16 = pack_bf16, .pack_int8 = pack_int8_madd, .bf16 = bf16_kernel, .int8 = int8_kernel_madd,
+    .pack_bf16 = pack_bf16, .pack_int8 = pack_int8_madd, .pack_u8 = pack_u8_madd,
+    .quantize = quantize, .bf16 = bf16_kernel, .int8 = int8_kernel_madd,
 };
 
 const struct nn_lowp_kernels nn_lowp_kernels_avx2_vnni = {
     .bf16_name = "avx2-fma", .int8_name = "avx-vnni", .mr_bf16 = MR_BF16, .mr_int8 = MR_VNNI,
     .a_bytes_bf16 = sizeof(float), .a_bytes_int8 = 1,
-    .pack_bf16 = pack_bf16, .pack_int8 = pack_int8_vnni, .bf16 = bf16_kernel, .int8 = int8_kernel_vnni,
+    .pack_bf16 = pack_bf16, .pack_int8 = pack_int8_vnni, .pack_u8 = pack_u8_vnni,
+    .quantize = quantize, .bf16 = bf16_kernel, .int8 = int8_kernel_vnni,
 };

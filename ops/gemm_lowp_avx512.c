@@ -138,6 +138,46 @@ static void pack_int8(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, 
     }
 }
 
+/* From quantised bytes: each row's 64 depths are one masked byte load,
+ * then the same transpose and stores as pack_int8. */
+static void pack_u8(int m, int kc, int kvalid, const uint8_t *a, ptrdiff_t lda, void *dst_)
+{
+    uint32_t *dst = dst_;
+    const int nk = kvalid < kc ? kvalid : kc;
+    for (int p0 = 0; p0 < kc; p0 += 64) {
+        const int groups = (kc - p0 < 64 ? kc - p0 : 64) / 4, valid = nk - p0;
+        const __mmask64 mask = valid >= 64 ? ~(__mmask64)0 : valid <= 0 ? 0 : ((__mmask64)1 << valid) - 1;
+        __m512i r[16];
+        UNROLL for (int i = 0; i < 16; i++) {
+            r[i] = _mm512_setzero_si512();
+            if (i >= m) continue;
+            const uint8_t *row = a + i * lda + p0;
+            _mm_prefetch((const char *)(row + 128), _MM_HINT_T0);
+            r[i] = _mm512_maskz_loadu_epi8(mask, row);
+        }
+        transpose16(r);
+        for (int g = 0; g < groups; g++) _mm512_storeu_si512(dst + (ptrdiff_t)(p0 / 4 + g) * MR, r[g]);
+    }
+}
+
+/* nn_lowp_quantize's work, 64 values per step; the tail masked. */
+static void quantize(size_t n, const float *a, float inv_scale, uint8_t *q)
+{
+    const __m512 inv = _mm512_set1_ps(inv_scale);
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i v = _mm512_castsi128_si512(quantize16(_mm512_loadu_ps(a + i), inv));
+        v = _mm512_inserti32x4(v, quantize16(_mm512_loadu_ps(a + i + 16), inv), 1);
+        v = _mm512_inserti32x4(v, quantize16(_mm512_loadu_ps(a + i + 32), inv), 2);
+        v = _mm512_inserti32x4(v, quantize16(_mm512_loadu_ps(a + i + 48), inv), 3);
+        _mm512_storeu_si512(q + i, v);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 k = first_lanes((int)(n - i < 16 ? n - i : 16));
+        _mm_mask_storeu_epi8(q + i, k, quantize16(_mm512_maskz_loadu_ps(k, a + i), inv));
+    }
+}
+
 /* acc += the pair dot products (vdpbf16ps) / the quad dot products
  * (vpdpbusd) of a broadcast 32-bit value of A and b.
  * Inline assembly: with the intrinsics, gcc 12 keeps the accumulator
@@ -267,5 +307,6 @@ static void int8_kernel(int m, int n, int kc, const void *a, const int8_t *b, fl
 const struct nn_lowp_kernels nn_lowp_kernels_avx512 = {
     .bf16_name = "avx512-bf16", .int8_name = "avx512-vnni", .mr_bf16 = MR, .mr_int8 = MR,
     .a_bytes_bf16 = 2, .a_bytes_int8 = 1,
-    .pack_bf16 = pack_bf16, .pack_int8 = pack_int8, .bf16 = bf16_kernel, .int8 = int8_kernel,
+    .pack_bf16 = pack_bf16, .pack_int8 = pack_int8, .pack_u8 = pack_u8,
+    .quantize = quantize, .bf16 = bf16_kernel, .int8 = int8_kernel,
 };

@@ -29,6 +29,13 @@ struct nn_lowp_kernels {
      * May write up to 64 bytes past the panel. */
     void (*pack_bf16)(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, void *dst);
     void (*pack_int8)(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, float a_inv_scale, void *dst);
+    /* The int8 panel from A already quantised (nn_gemm_lowp_u8): the same
+     * panel pack_int8 writes for the floats the bytes came from, by copying
+     * bytes (rows lda bytes apart). */
+    void (*pack_u8)(int m, int kc, int kvalid, const uint8_t *a, ptrdiff_t lda, void *dst);
+    /* q[i] = nn_lowp_quantize_activation(a[i], a_inv_scale), i < n, on the
+     * calling thread (nn_lowp_quantize splits the work). */
+    void (*quantize)(size_t n, const float *a, float a_inv_scale, uint8_t *q);
     /* bf16: C tile = (accumulate ? C tile : 0) continued over kc depths in
      * the definition's order. ep (NULL: none; scale and shift start at the
      * tile's first column) is applied before the tile is stored: the driver
@@ -69,6 +76,11 @@ const struct nn_lowp_kernels *nn_lowp_kernels_select(enum nn_lowp type);
 void nn_gemm_lowp_with(const struct nn_lowp_kernels *k, int M, const float *A, int lda, float a_inv_scale,
                        const struct nn_lowp_weights *B, float *C, int ldc, const struct nn_gemm_epilogue *ep);
 
+/* nn_gemm_lowp_u8 and nn_lowp_quantize with the given kernel set. */
+void nn_gemm_lowp_u8_with(const struct nn_lowp_kernels *k, int M, const uint8_t *A, int lda,
+                          const struct nn_lowp_weights *B, float *C, int ldc, const struct nn_gemm_epilogue *ep);
+void nn_lowp_quantize_with(const struct nn_lowp_kernels *k, size_t n, const float *a, float a_inv_scale, uint8_t *q);
+
 /* The epilogue on an m x n tile of C, scale and shift starting at its first
  * column (compiled without FMA: the multiply and the add round apart). */
 void nn_lowp_tile_epilogue(const struct nn_gemm_epilogue *ep, float *c, ptrdiff_t ldc, int m, int n);
@@ -77,6 +89,10 @@ void nn_lowp_tile_epilogue(const struct nn_gemm_epilogue *ep, float *c, ptrdiff_
  * it has no memory for packing). */
 void nn_gemm_lowp_ref_cols(int M, const float *A, int lda, float a_inv_scale, const struct nn_lowp_weights *B,
                            float *C, int ldc, const struct nn_gemm_epilogue *ep, int n0, int n1);
+
+/* The same with A already quantised (int8 weights only). */
+void nn_gemm_lowp_ref_cols_u8(int M, const uint8_t *A, int lda, const struct nn_lowp_weights *B, float *C, int ldc,
+                              const struct nn_gemm_epilogue *ep, int n0, int n1);
 
 /* Frees the calling thread's packing buffer (nn_gemm_release_scratch calls it). */
 void nn_gemm_lowp_release_scratch(void);

@@ -90,4 +90,37 @@ static inline void nn_lowp_pack_s16x4(int mr, int m, int kc, int kvalid, const f
     }
 }
 
+/* The same two panels from quantised bytes: one group of four depths is
+ * one 4-byte copy (widened to 16 bits for s16x4). */
+static inline void nn_lowp_pack_u8x4_bytes(int mr, int m, int kc, int kvalid, const uint8_t *a, ptrdiff_t lda,
+                                           uint8_t *dst)
+{
+    const int nk = kvalid < kc ? kvalid : kc;
+    for (int i = 0; i < mr; i++) {
+        const uint8_t *r = a + i * lda;
+        const int n = i < m ? nk : 0;
+        uint8_t *d = dst + (ptrdiff_t)i * 4;
+        int p = 0;
+        for (; p + 4 <= n; p += 4) memcpy(d + (ptrdiff_t)(p / 4) * mr * 4, r + p, 4);
+        for (; p < kc; p++) d[(ptrdiff_t)(p / 4) * mr * 4 + p % 4] = p < n ? r[p] : 0;
+    }
+}
+
+static inline void nn_lowp_pack_s16x4_bytes(int mr, int m, int kc, int kvalid, const uint8_t *a, ptrdiff_t lda,
+                                            int16_t *dst)
+{
+    const int nk = kvalid < kc ? kvalid : kc;
+    for (int i = 0; i < mr; i++) {
+        const uint8_t *r = a + i * lda;
+        const int n = i < m ? nk : 0;
+        int16_t *d = dst + (ptrdiff_t)i * 4;
+        for (int p = 0; p < kc; p++) d[(ptrdiff_t)(p / 4) * mr * 4 + p % 4] = p < n ? r[p] : 0;
+    }
+}
+
+static inline void nn_lowp_quantize_loop(size_t n, const float *a, float inv, uint8_t *q)
+{
+    for (size_t i = 0; i < n; i++) q[i] = nn_lowp_quant_inline(a[i], inv);
+}
+
 #endif

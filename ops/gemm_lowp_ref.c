@@ -195,3 +195,18 @@ void nn_gemm_lowp_ref_cols(int M, const float *A, int lda, float a_inv_scale, co
         }
     }
 }
+
+void nn_gemm_lowp_ref_cols_u8(int M, const uint8_t *A, int lda, const struct nn_lowp_weights *B, float *C, int ldc,
+                              const struct nn_gemm_epilogue *ep, int n0, int n1)
+{
+    if (B->type != NN_LOWP_INT8) return;
+    const int8_t *w = B->data;
+    for (int i = 0; i < M; i++) {
+        const uint8_t *a = A + (size_t)i * lda;
+        for (int j = n0; j < n1; j++) {
+            int32_t acc = 0;
+            for (int p = 0; p < B->k; p++) acc += (int32_t)a[p] * w[packed_index(B, p, j)];
+            C[(size_t)i * ldc + j] = epilogue_one((float)acc, ep, j);
+        }
+    }
+}

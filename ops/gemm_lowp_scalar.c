@@ -15,6 +15,11 @@ static void pack_int8(int m, int kc, int kvalid, const float *a, ptrdiff_t lda, 
     nn_lowp_pack_u8x4(MR, m, kc, kvalid, a, lda, inv, dst);
 }
 
+static void pack_u8(int m, int kc, int kvalid, const uint8_t *a, ptrdiff_t lda, void *dst)
+{
+    nn_lowp_pack_u8x4_bytes(MR, m, kc, kvalid, a, lda, dst);
+}
+
 /* Element (p, j) of a packed B panel. */
 #define B_AT(b, p, j) ((b)[(ptrdiff_t)((p) / NN_LOWP_KGROUP) * NN_LOWP_NR * NN_LOWP_KGROUP + (j) * NN_LOWP_KGROUP + (p) % NN_LOWP_KGROUP])
 
@@ -52,5 +57,6 @@ static void int8_kernel(int m, int n, int kc, const void *a_, const int8_t *b, f
 const struct nn_lowp_kernels nn_lowp_kernels_scalar = {
     .bf16_name = "scalar", .int8_name = "scalar", .mr_bf16 = MR, .mr_int8 = MR,
     .a_bytes_bf16 = sizeof(float), .a_bytes_int8 = 1,
-    .pack_bf16 = pack_bf16, .pack_int8 = pack_int8, .bf16 = bf16_kernel, .int8 = int8_kernel,
+    .pack_bf16 = pack_bf16, .pack_int8 = pack_int8, .pack_u8 = pack_u8,
+    .quantize = nn_lowp_quantize_loop, .bf16 = bf16_kernel, .int8 = int8_kernel,
 };

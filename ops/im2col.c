@@ -13,9 +13,14 @@ static long grain_for(long floats_per_item)
     return g > 0 ? g : 1;
 }
 
+/* One body for both element types: rows are moved as bytes (memcpy and
+ * memset of runs of C elements), and zero bytes are both float 0 and the
+ * quantised 0. */
 struct im2col_job {
-    float *col;
-    const float *in;
+    unsigned char *col;
+    const unsigned char *in; /* flat input row `row0` (row = W*C elements) */
+    long row0;
+    size_t elem;             /* bytes per element */
     const struct nn_conv_shape *s;
     long p0;
 };
@@ -25,16 +30,14 @@ static void im2col_range(void *ctx, long begin, long end)
     const struct im2col_job *j = ctx;
     const struct nn_conv_shape *s = j->s;
     const int C = s->c, KH = s->kh, KW = s->kw, H = s->h, W = s->w;
-    const long kc = (long)KH * KW * C;
-    const size_t run = (size_t)C * sizeof(float);
+    const size_t run = (size_t)C * j->elem, row_bytes = (size_t)KH * KW * run;
     for (long i = begin; i < end; i++) {
         long p = j->p0 + i;
         int ow = (int)(p % s->ow);
         long t = p / s->ow;
         int oh = (int)(t % s->oh);
         long n = t / s->oh;
-        const float *img = j->in + n * H * W * C;
-        float *row = j->col + i * kc;
+        unsigned char *row = j->col + (size_t)i * row_bytes;
         int ih0 = oh * s->stride - s->pad_top, iw0 = ow * s->stride - s->pad_left;
         /* The taps kw in [lo, hi) land inside the row; for one kernel row they
          * are consecutive input pixels, so one memcpy moves them all. */
@@ -42,23 +45,31 @@ static void im2col_range(void *ctx, long begin, long end)
         int hi = W - iw0 < KW ? W - iw0 : KW;
         if (hi < lo) hi = lo;
         for (int ki = 0; ki < KH; ki++) {
-            float *dst = row + (long)ki * KW * C;
+            unsigned char *dst = row + (size_t)ki * KW * run;
             int ih = ih0 + ki;
             if (ih < 0 || ih >= H || hi == lo) {
                 memset(dst, 0, (size_t)KW * run);
                 continue;
             }
+            const long r = n * H + ih - j->row0; /* >= 0 for the rows the caller provides */
             if (lo > 0) memset(dst, 0, (size_t)lo * run);
-            memcpy(dst + (long)lo * C, img + ((long)ih * W + iw0 + lo) * C, (size_t)(hi - lo) * run);
-            if (hi < KW) memset(dst + (long)hi * C, 0, (size_t)(KW - hi) * run);
+            memcpy(dst + (size_t)lo * run, j->in + ((size_t)r * W + (size_t)(iw0 + lo)) * run, (size_t)(hi - lo) * run);
+            if (hi < KW) memset(dst + (size_t)hi * run, 0, (size_t)(KW - hi) * run);
         }
     }
 }
 
 void nn_im2col(float *col, const float *in, const struct nn_conv_shape *s, long p0, long p1)
 {
-    struct im2col_job j = {col, in, s, p0};
+    struct im2col_job j = {(unsigned char *)col, (const unsigned char *)in, 0, sizeof(float), s, p0};
     nn_parallel_for(p1 - p0, grain_for((long)s->kh * s->kw * s->c), im2col_range, &j);
+}
+
+void nn_im2col_u8(uint8_t *col, const uint8_t *in, long row0, const struct nn_conv_shape *s, long p0, long p1)
+{
+    struct im2col_job j = {col, in, row0, 1, s, p0};
+    /* Bytes: four times the elements of a float task for the same traffic. */
+    nn_parallel_for(p1 - p0, grain_for((long)s->kh * s->kw * s->c / 4), im2col_range, &j);
 }
 
 struct col2im_job {

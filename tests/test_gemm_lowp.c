@@ -477,6 +477,174 @@ START_TEST(threads_identical)
 }
 END_TEST
 
+/* ---- A already quantised: nn_gemm_lowp_u8 and nn_lowp_quantize ---- */
+
+/* The same shapes with A quantised beforehand (by the definition's
+ * quantiser): every set's u8 entry equals nn_gemm_lowp_ref on the floats.
+ * The bytes past K in each row are 0xA5 (the packers must not read them
+ * into the sums). */
+static long check_shape_u8(const struct nn_lowp_kernels *k, const struct shape *sh, unsigned seed)
+{
+    const int M = sh->M, N = sh->N, K = sh->K, lda = K + sh->pad_a, ldc = N + sh->pad_c;
+    const float inv = 29.0f;
+    float *a = malloc(sizeof(float) * (size_t)M * lda);
+    float *c = malloc(sizeof(float) * (size_t)M * ldc), *r = malloc(sizeof(float) * (size_t)M * ldc);
+    float *scale = malloc(sizeof(float) * N), *shift = malloc(sizeof(float) * N);
+    int8_t *q = malloc((size_t)K * N);
+    uint8_t *a8 = malloc((size_t)M * lda);
+    ck_assert(a && c && r && scale && shift && q && a8);
+    fill_int8_activations(a, (size_t)M * lda, seed);
+    for (int i = 0; i < M; i++)
+        for (int p = 0; p < lda; p++)
+            a8[(size_t)i * lda + p] = p < K ? nn_lowp_quantize_activation(a[(size_t)i * lda + p], inv) : 0xA5;
+    random_int8(q, (size_t)K * N, seed + 1);
+    struct nn_lowp_weights *w;
+    ck_assert_int_eq(nn_lowp_pack_int8(q, K, N, &w), NN_OK);
+    fill_uniform(scale, (size_t)N, 0.001f, 0.1f, seed + 2);
+    fill_uniform(shift, (size_t)N, -1.0f, 1.0f, seed + 3);
+    const struct nn_gemm_epilogue ep = {scale, shift, true};
+    for (size_t i = 0; i < (size_t)M * ldc; i++) c[i] = r[i] = NAN;
+    nn_gemm_lowp_ref(M, a, lda, inv, w, r, ldc, sh->ep ? &ep : NULL);
+    nn_gemm_lowp_u8_with(k, M, a8, lda, w, c, ldc, sh->ep ? &ep : NULL);
+    long wrong = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < ldc; j++) {
+            float got = c[(size_t)i * ldc + j], want = r[(size_t)i * ldc + j];
+            if (j < N ? !same(got, want) : !isnan(got)) {
+                if (wrong < 3)
+                    fprintf(stderr, "gemm_lowp_u8 %s M=%d N=%d K=%d lda=%d ldc=%d ep=%d: C[%d][%d] = %a, want %a\n",
+                            k->int8_name, M, N, K, lda, ldc, sh->ep, i, j, (double)got, (double)want);
+                wrong++;
+            }
+        }
+    nn_lowp_weights_free(w);
+    free(a), free(c), free(r), free(scale), free(shift), free(q), free(a8);
+    return wrong;
+}
+
+START_TEST(u8_bit_exact)
+{
+    if (!kset_usable(_i, NN_LOWP_INT8)) return;
+    long wrong = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        wrong += check_shape_u8(ksets[_i].k, &shapes[s], 300u + 7u * (unsigned)s);
+    nn_gemm_lowp_release_scratch();
+    ck_assert_int_eq(wrong, 0);
+}
+END_TEST
+
+/* Through the public entry with 1 and 2 threads (row and column splits):
+ * the same bits as nn_gemm_lowp on the floats; bf16 weights: C untouched. */
+START_TEST(u8_threads_identical)
+{
+    static const struct shape big[] = {{300, 96, 600, 3, 0, true}, {64, 384, 700, 0, 1, true}};
+    const int before = nn_threads_get();
+    for (int s = 0; s < 2; s++) {
+        const struct shape *sh = &big[s];
+        const int M = sh->M, N = sh->N, K = sh->K, lda = K + sh->pad_a, ldc = N + sh->pad_c;
+        float *a = malloc(sizeof(float) * M * lda), *c0 = malloc(sizeof(float) * M * ldc);
+        float *c1 = malloc(sizeof(float) * M * ldc), *c2 = malloc(sizeof(float) * M * ldc);
+        uint8_t *a8 = malloc((size_t)M * lda);
+        int8_t *q = malloc((size_t)K * N);
+        ck_assert(a && c0 && c1 && c2 && a8 && q);
+        fill_int8_activations(a, (size_t)M * lda, 90 + s);
+        nn_lowp_quantize((size_t)M * lda, a, 50.0f, a8);
+        random_int8(q, (size_t)K * N, 95 + s);
+        struct nn_lowp_weights *w;
+        ck_assert_int_eq(nn_lowp_pack_int8(q, K, N, &w), NN_OK);
+        const struct nn_gemm_epilogue ep = {NULL, NULL, true}, *e = sh->ep ? &ep : NULL;
+        for (size_t i = 0; i < (size_t)M * ldc; i++) c0[i] = c1[i] = c2[i] = -3.0f;
+        nn_threads_set(2);
+        nn_gemm_lowp(M, a, lda, 50.0f, w, c0, ldc, e);
+        nn_threads_set(1);
+        nn_gemm_lowp_u8(M, a8, lda, w, c1, ldc, e);
+        nn_threads_set(2);
+        nn_gemm_lowp_u8(M, a8, lda, w, c2, ldc, e);
+        nn_threads_set(before);
+        ck_assert_msg(memcmp(c0, c1, sizeof(float) * M * ldc) == 0, "M=%d: u8 on 1 thread differs", M);
+        ck_assert_msg(memcmp(c0, c2, sizeof(float) * M * ldc) == 0, "M=%d: u8 on 2 threads differs", M);
+        nn_lowp_weights_free(w);
+        float *b = malloc(sizeof(float) * K * N);
+        ck_assert(b);
+        fill_uniform(b, (size_t)K * N, -1.0f, 1.0f, 99);
+        ck_assert_int_eq(nn_lowp_pack_bf16(b, K, N, &w), NN_OK);
+        nn_gemm_lowp_u8(M, a8, lda, w, c2, ldc, e);
+        ck_assert(memcmp(c0, c2, sizeof(float) * M * ldc) == 0);
+        nn_lowp_weights_free(w);
+        free(a), free(b), free(c0), free(c1), free(c2), free(a8), free(q);
+    }
+    nn_gemm_lowp_release_scratch();
+}
+END_TEST
+
+/* Every set's vector quantiser against nn_lowp_quantize_activation on
+ * NaN (both signs), infinities, -0, negatives, denormals, huge values,
+ * ties (x.5 after scaling: to even), just below and above 255, at every
+ * length and start offset that reaches the tails; then nn_lowp_quantize
+ * over the pool on a long run. */
+START_TEST(quantize_vector_is_scalar)
+{
+    enum { LEN = 1000 };
+    float *a = malloc(sizeof(float) * (LEN + 64));
+    uint8_t *q = malloc(LEN + 64);
+    ck_assert(a && q);
+    static const float invs[] = {1.0f, 0.5f, 37.0f, 1e-3f, 1e30f};
+    const float special[] = {NAN, -NAN, INFINITY, -INFINITY, -0.0f, 0.0f, -1.0f, -0.5f, -1e30f, 1e30f, 0x1p-149f,
+                             -0x1p-149f, 0x1p-126f, 0.5f, 1.5f, 2.5f, 3.5f, 126.5f, 127.5f, 253.5f, 254.5f, 255.5f,
+                             254.49998f, 254.50002f, 255.0f, 256.0f, 0.49999997f, 1.0f, 3e9f, -3e9f};
+    const size_t ns = sizeof special / sizeof special[0];
+    long wrong = 0;
+    for (size_t set = 0; set < sizeof ksets / sizeof ksets[0]; set++) {
+        const struct nn_lowp_kernels *k = ksets[set].k;
+        if (!nn_lowp_kernels_usable(k, NN_LOWP_INT8) && !nn_lowp_kernels_usable(k, NN_LOWP_BF16)) {
+            printf("SKIP gemm_lowp %s quantiser: not usable on this CPU\n", ksets[set].name);
+            continue;
+        }
+        for (size_t v = 0; v < sizeof invs / sizeof invs[0]; v++) {
+            const float inv = invs[v];
+            uint32_t seed = 12345u + (uint32_t)v;
+            for (int i = 0; i < LEN + 64; i++) {
+                uint32_t r = xorshift(&seed);
+                /* specials scaled back so that ties stay ties after * inv */
+                if (r % 3 == 0) a[i] = special[(r >> 4) % ns] / (r % 2 ? 1.0f : inv);
+                else a[i] = ((float)(r >> 8) / (float)(1u << 24) * 300.0f - 20.0f) / inv;
+                if (r % 11 == 0) a[i] = floorf(a[i] * inv) / inv + 0.5f / inv; /* near ties */
+            }
+            for (int start = 0; start < 17; start++)
+                for (int n = 0; n <= 200; n += (n < 70 ? 1 : 13)) {
+                    memset(q, 0xA5, LEN + 64);
+                    k->quantize((size_t)n, a + start, inv, q + start);
+                    for (int i = 0; i < LEN + 64; i++) {
+                        int want = i >= start && i < start + n ? nn_lowp_quantize_activation(a[i], inv) : 0xA5;
+                        if (q[i] != want && wrong++ < 3)
+                            fprintf(stderr, "quantize %s inv %g n %d start %d: q[%d] (%a) = %d, want %d\n",
+                                    ksets[set].name, (double)inv, n, start, i, (double)a[i], q[i], want);
+                    }
+                }
+        }
+    }
+    /* The pool's split: 1 and 2 threads, long enough for several tasks. */
+    const size_t big = 200003;
+    float *b = malloc(sizeof(float) * big);
+    uint8_t *q1 = malloc(big), *q2 = malloc(big);
+    ck_assert(b && q1 && q2);
+    fill_int8_activations(b, big, 17);
+    const int before = nn_threads_get();
+    nn_threads_set(1);
+    nn_lowp_quantize(big, b, 31.0f, q1);
+    nn_threads_set(2);
+    nn_lowp_quantize(big, b, 31.0f, q2);
+    nn_threads_set(before);
+    for (size_t i = 0; i < big; i++) {
+        const uint8_t want = nn_lowp_quantize_activation(b[i], 31.0f);
+        if ((q1[i] != want || q2[i] != want) && wrong++ < 3)
+            fprintf(stderr, "nn_lowp_quantize [%zu] = %d / %d, want %d\n", i, q1[i], q2[i], want);
+    }
+    free(a), free(q), free(b), free(q1), free(q2);
+    ck_assert_int_eq(wrong, 0);
+}
+END_TEST
+
 /* Two caller threads at once (each with its own packing buffer; the pool
  * runs one of them, the other works alone): both equal the definition. */
 struct concurrent_arg {
@@ -524,6 +692,9 @@ Suite *suite_gemm_lowp(void)
     tcase_add_loop_test(tk, int8_bit_exact, 0, 4);
     tcase_add_test(tk, threads_identical);
     tcase_add_test(tk, concurrent_callers);
+    tcase_add_loop_test(tk, u8_bit_exact, 0, 4);
+    tcase_add_test(tk, u8_threads_identical);
+    tcase_add_test(tk, quantize_vector_is_scalar);
     suite_add_tcase(s, tk);
     return s;
 }

@@ -17,6 +17,7 @@
 #include "ops/conv2d.h"
 #include "ops/gemm.h"
 #include "ops/gemm_lowp.h"
+#include "ops/im2col.h"
 #include "ops/winograd.h"
 #include "tests/testutil.h"
 
@@ -91,6 +92,68 @@ START_TEST(int8_conv_is_exact)
     check_int8_conv(1, 8, 8, 6, 7, 1, 7, 1, NN_PAD_SAME);
     check_int8_conv(1, 8, 8, 6, 7, 7, 1, 1, NN_PAD_SAME);
     check_int8_conv(2, 10, 10, 4, 9, 5, 5, 1, NN_PAD_SAME);
+    /* Several chunks (ops/conv2d_fused.c quantises each chunk's input rows):
+     * boundaries inside an output row and across images, stride 2, 7x1. */
+    check_int8_conv(2, 35, 35, 64, 8, 3, 3, 1, NN_PAD_SAME);
+    check_int8_conv(2, 37, 37, 256, 6, 3, 3, 2, NN_PAD_VALID);
+    check_int8_conv(4, 17, 17, 160, 5, 7, 1, 1, NN_PAD_SAME);
+    /* A scratch too small for the bytes' layout: the float im2col path. */
+    check_int8_conv(1, 3, 3, 1, 2, 3, 3, 1, NN_PAD_VALID);
+}
+END_TEST
+
+/* nn_im2col_u8 is nn_im2col with each value quantised (padding 0), for
+ * chunks given only the input rows they read (a buffer of exactly those
+ * rows: reading outside it is an ASan error). */
+static void check_im2col_u8(int n, int h, int w, int c, int kh, int kw, int stride, enum nn_padding pad, long chunk)
+{
+    struct nn_conv_shape s;
+    ck_assert_int_eq(nn_conv_shape_init(&s, n, h, w, c, 3, kh, kw, stride, pad), NN_OK);
+    const size_t in_count = (size_t)n * h * w * c, kc = (size_t)kh * kw * c, row = (size_t)w * c;
+    const long pixels = (long)n * s.oh * s.ow;
+    float *in = malloc(in_count * sizeof(float)), *col = malloc((size_t)chunk * kc * sizeof(float));
+    uint8_t *q = malloc(in_count), *col8 = malloc((size_t)chunk * kc);
+    ck_assert(in && col && q && col8);
+    fill_uniform(in, in_count, -1.0f, 300.0f, 31);
+    const float inv = 0.9f;
+    for (size_t i = 0; i < in_count; i++) q[i] = nn_lowp_quantize_activation(in[i], inv);
+    for (long p0 = 0; p0 < pixels; p0 += chunk) {
+        const long p1 = p0 + chunk < pixels ? p0 + chunk : pixels;
+        /* the rows the chunk's taps read, found the slow way */
+        long r0 = -1, r1 = -1;
+        for (long p = p0; p < p1; p++) {
+            const long b = p / ((long)s.oh * s.ow), y = p / s.ow % s.oh;
+            for (int i = 0; i < kh; i++) {
+                const long iy = y * stride - s.pad_top + i;
+                if (iy < 0 || iy >= h) continue;
+                const long r = b * h + iy;
+                if (r0 < 0 || r < r0) r0 = r;
+                if (r > r1) r1 = r;
+            }
+        }
+        ck_assert(r0 >= 0);
+        uint8_t *part = malloc((size_t)(r1 - r0 + 1) * row);
+        ck_assert(part);
+        memcpy(part, q + (size_t)r0 * row, (size_t)(r1 - r0 + 1) * row);
+        nn_im2col(col, in, &s, p0, p1);
+        memset(col8, 0xA5, (size_t)chunk * kc);
+        nn_im2col_u8(col8, part, r0, &s, p0, p1);
+        for (size_t i = 0; i < (size_t)(p1 - p0) * kc; i++)
+            ck_assert_msg(col8[i] == nn_lowp_quantize_activation(col[i], inv), "%dx%d/%d chunk %ld at %ld: [%zu] %d",
+                          kh, kw, stride, chunk, p0, i, col8[i]);
+        free(part);
+    }
+    free(in), free(col), free(q), free(col8);
+}
+
+START_TEST(im2col_u8_is_quantised_im2col)
+{
+    check_im2col_u8(2, 9, 7, 5, 3, 3, 1, NN_PAD_SAME, 1);
+    check_im2col_u8(2, 9, 7, 5, 3, 3, 1, NN_PAD_SAME, 10);
+    check_im2col_u8(3, 11, 11, 3, 3, 3, 2, NN_PAD_VALID, 7);
+    check_im2col_u8(2, 8, 8, 6, 1, 7, 1, NN_PAD_SAME, 13);
+    check_im2col_u8(2, 8, 8, 6, 7, 1, 1, NN_PAD_SAME, 64);
+    check_im2col_u8(1, 10, 10, 4, 5, 5, 2, NN_PAD_SAME, 1000);
 }
 END_TEST
 
@@ -521,6 +584,7 @@ Suite *suite_lowp_model(void)
     TCase *tc = tcase_create("lowp_model");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, int8_conv_is_exact);
+    tcase_add_test(tc, im2col_u8_is_quantised_im2col);
     tcase_add_test(tc, bf16_conv_within_float32_accumulation);
     tcase_add_test(tc, bf16_winograd_exact_on_small_integers);
     tcase_add_test(tc, calibration_thresholds);
