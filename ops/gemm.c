@@ -87,6 +87,8 @@ static const struct nn_gemm_kernels *kernels_for(enum nn_simd level)
 struct scratch {
     float *a, *b;
     size_t a_cap, b_cap; /* floats */
+    void *lowp;          /* nn_gemm_lowp's converted A blocks (nn_gemm_thread_lowp_buffer) */
+    size_t lowp_cap;     /* bytes */
 };
 
 static _Thread_local struct scratch *tls_scratch;
@@ -100,6 +102,7 @@ static void scratch_destroy(void *p)
     if (!s) return;
     nn_free(s->a);
     nn_free(s->b);
+    nn_free(s->lowp);
     free(s);
 }
 
@@ -118,12 +121,23 @@ static struct scratch *scratch_get(void)
 
 void nn_gemm_release_scratch(void)
 {
-    nn_gemm_lowp_release_scratch();
     struct scratch *s = tls_scratch;
     if (!s) return;
     tls_scratch = NULL;
     if (scratch_key_ok) pthread_setspecific(scratch_key, NULL);
     scratch_destroy(s);
+}
+
+void *nn_gemm_thread_lowp_buffer(size_t bytes)
+{
+    struct scratch *s = scratch_get();
+    if (!s) return NULL;
+    if (s->lowp_cap < bytes) {
+        nn_free(s->lowp);
+        s->lowp = nn_alloc(bytes);
+        s->lowp_cap = s->lowp ? bytes : 0;
+    }
+    return s->lowp;
 }
 
 static bool grow(float **buf, size_t *cap, size_t floats)

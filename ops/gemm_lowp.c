@@ -18,7 +18,6 @@
  * 1 on an 8 x 8 map: M = 64), so each thread reads only its part of B. */
 #include "ops/gemm_lowp.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -72,56 +71,6 @@ const char *nn_gemm_lowp_kernel(enum nn_lowp type)
     return type == NN_LOWP_BF16 ? k->bf16_name : k->int8_name;
 }
 
-/* ---- per-thread packing buffer (as in ops/gemm.c) ---- */
-
-struct scratch {
-    void *a;
-    size_t cap;
-};
-
-static _Thread_local struct scratch *tls_scratch;
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static bool scratch_key_ok;
-
-static void scratch_destroy(void *p)
-{
-    struct scratch *s = p;
-    if (!s) return;
-    nn_free(s->a);
-    free(s);
-}
-
-static void scratch_make_key(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_destroy) == 0; }
-
-/* The calling thread's buffer, grown to `bytes`; NULL when out of memory. */
-static void *scratch_get(size_t bytes)
-{
-    struct scratch *s = tls_scratch;
-    if (!s) {
-        pthread_once(&scratch_once, scratch_make_key);
-        s = calloc(1, sizeof *s);
-        if (!s) return NULL;
-        if (scratch_key_ok) pthread_setspecific(scratch_key, s);
-        tls_scratch = s;
-    }
-    if (s->cap < bytes) {
-        nn_free(s->a);
-        s->a = nn_alloc(bytes);
-        s->cap = s->a ? bytes : 0;
-    }
-    return s->a;
-}
-
-void nn_gemm_lowp_release_scratch(void)
-{
-    struct scratch *s = tls_scratch;
-    if (!s) return;
-    tls_scratch = NULL;
-    if (scratch_key_ok) pthread_setspecific(scratch_key, NULL);
-    scratch_destroy(s);
-}
-
 /* ---- the blocked product ---- */
 
 struct lowp_job {
@@ -161,7 +110,7 @@ static void run_block(const struct lowp_job *j, int m0, int m1, int n0, int n1)
     const int mr = j->mr, NR = NN_LOWP_NR, kpad = j->B->kpad;
     const int rows = imin(j->mc, m1 - m0);
     const size_t panels = (size_t)(rows + mr - 1) / mr;
-    unsigned char *a = scratch_get(panels * j->a_panel);
+    unsigned char *a = nn_gemm_thread_lowp_buffer(panels * j->a_panel);
     if (!a) {
         /* No memory for the packing buffer: the definition still works. */
         if (j->A8) {

@@ -94,7 +94,10 @@ void nn_gemm_lowp_ref_cols(int M, const float *A, int lda, float a_inv_scale, co
 void nn_gemm_lowp_ref_cols_u8(int M, const uint8_t *A, int lda, const struct nn_lowp_weights *B, float *C, int ldc,
                               const struct nn_gemm_epilogue *ep, int n0, int n1);
 
-/* Frees the calling thread's packing buffer (nn_gemm_release_scratch calls it). */
-void nn_gemm_lowp_release_scratch(void);
+/* The calling thread's buffer for converted A blocks, grown to `bytes` and
+ * kept with nn_gemm's own packing buffers (one per-thread scratch for both
+ * GEMMs, freed by nn_gemm_release_scratch or at the worker's exit); NULL
+ * when out of memory. Defined in ops/gemm.c. */
+void *nn_gemm_thread_lowp_buffer(size_t bytes);
 
 #endif

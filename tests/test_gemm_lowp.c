@@ -430,7 +430,7 @@ static void check_all_shapes(int set, enum nn_lowp type, int kinds)
     for (int kind = 0; kind < kinds; kind++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             wrong += check_shape(ksets[set].k, type, &shapes[s], kind, 100u * (unsigned)s + (unsigned)kind);
-    nn_gemm_lowp_release_scratch();
+    nn_gemm_release_scratch();
     ck_assert_int_eq(wrong, 0);
 }
 
@@ -473,7 +473,7 @@ START_TEST(threads_identical)
             free(q);
         }
     }
-    nn_gemm_lowp_release_scratch();
+    nn_gemm_release_scratch();
 }
 END_TEST
 
@@ -528,7 +528,7 @@ START_TEST(u8_bit_exact)
     long wrong = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         wrong += check_shape_u8(ksets[_i].k, &shapes[s], 300u + 7u * (unsigned)s);
-    nn_gemm_lowp_release_scratch();
+    nn_gemm_release_scratch();
     ck_assert_int_eq(wrong, 0);
 }
 END_TEST
@@ -573,7 +573,7 @@ START_TEST(u8_threads_identical)
         nn_lowp_weights_free(w);
         free(a), free(b), free(c0), free(c1), free(c2), free(a8), free(q);
     }
-    nn_gemm_lowp_release_scratch();
+    nn_gemm_release_scratch();
 }
 END_TEST
 
@@ -658,7 +658,7 @@ static void *concurrent_worker(void *p)
     static const struct shape sh = {150, 70, 900, 1, 2, true};
     for (int rep = 0; rep < 3; rep++)
         arg->wrong += check_shape(nn_lowp_kernels_select(arg->type), arg->type, &sh, 0, 77u + (unsigned)rep);
-    nn_gemm_lowp_release_scratch();
+    nn_gemm_release_scratch();
     return NULL;
 }
 

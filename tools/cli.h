@@ -39,6 +39,8 @@ void cli_log_setup(bool verbose);
 
 /* Seconds on a monotonic clock. */
 double cli_now(void);
+/* Bytes in the file at path, or -1. */
+long long cli_file_size(const char *path);
 
 /* A progress display: a bar with rate and ETA on a terminal, a plain line
  * every few seconds otherwise. */

@@ -2,7 +2,6 @@
  * aux head and training state dropped). */
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "nn/model.h"
 #include "tools/cli.h"
@@ -15,12 +14,6 @@ static const char usage[] =
     "  rounding); the file is smaller and faster to run. nn predict, nn eval, nn serve and nn info take it.\n"
     "  --precision bf16   conv weights rounded to bfloat16 and the convs run in bf16 (float32 sums):\n"
     "                     half the file, faster on CPUs with AVX-512 BF16 or AMX. For int8, see nn quantize.\n";
-
-static long long file_size(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
-}
 
 int cmd_export(int argc, char **argv)
 {
@@ -48,7 +41,7 @@ int cmd_export(int argc, char **argv)
     if (rc == 0)
         printf("%s: %s, %d classes, %d tensors, %.1f MB (from %.1f MB)\n", out,
                nn_precision_name(frozen->cfg.precision), frozen->cfg.num_classes, frozen->params.count,
-               file_size(out) / 1e6, file_size(in) / 1e6);
+               cli_file_size(out) / 1e6, cli_file_size(in) / 1e6);
     nn_model_free(frozen);
     nn_model_free(m);
     return rc;

@@ -1,7 +1,6 @@
 /* nn quantize: post-training int8 quantisation calibrated on real photos. */
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "nn/model.h"
 #include "tools/cli.h"
@@ -35,12 +34,6 @@ static void on_progress(void *user, long done, long total)
     }
     if (done >= total) cli_progress_finish(&p->bar, done, total);
     else cli_progress_update(&p->bar, done, total);
-}
-
-static long long file_size(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
 }
 
 int cmd_quantize(int argc, char **argv)
@@ -88,7 +81,7 @@ int cmd_quantize(int argc, char **argv)
     if (rc == 0 && !prog.quiet)
         printf("%s: int8, %d classes, calibrated (%s) on %ld images of %s in %.1f s; %.1f MB (from %.1f MB)\n", out,
                q->cfg.num_classes, nn_calib_method_name(opt.method),
-               prog.done, data, cli_now() - t0, file_size(out) / 1e6, file_size(in) / 1e6);
+               prog.done, data, cli_now() - t0, cli_file_size(out) / 1e6, cli_file_size(in) / 1e6);
     nn_model_free(q);
     nn_model_free(m);
     return rc;
